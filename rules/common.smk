@@ -1,0 +1,67 @@
+# Everything that is not a rule: config validation, corpus scan, input functions.
+import json
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)  # the wakeprep package, also when not installed
+
+from wakeprep.config import ConfigError, check_config, demo_generates
+from wakeprep.corpus import existing_shards, scan_corpus, write_manifests
+
+try:
+    check_config(config, schema_path=workflow.source_path("../schemas/config.schema.yaml"))
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
+validate(config, schema="../schemas/config.schema.yaml")
+
+RESULTS = "results"
+CORPORA = {c["name"]: c for c in config["corpora"]}
+MANIFESTS = f"{RESULTS}/manifests"
+SHARD = f"{RESULTS}/shards/{{corpus}}/{{shard}}"
+
+
+wildcard_constraints:
+    corpus="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    shard="s[0-9]{4}",
+
+
+_shards = {}
+
+
+def canonical(value):
+    """``value`` with every dict's keys sorted, so that reordering config.yaml does not
+    look like a parameter change to Snakemake (it compares params by their repr)."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def shards_of(corpus):
+    """Non-empty shard names of a corpus. The main process scans the corpus folder once
+    and (re)writes changed manifests; job processes read the layout already on disk."""
+    if corpus not in _shards:
+        c = CORPORA[corpus]
+        if demo_generates(config, c["path"]):
+            checkpoints.demo_corpus.get()
+        out = f"{MANIFESTS}/{corpus}"
+        if workflow.is_main_process:
+            scan = scan_corpus(corpus, c["path"], c.get("include"), c.get("exclude", ()))
+            _shards[corpus] = write_manifests(scan, out, config["shard_size"])
+        else:
+            _shards[corpus] = existing_shards(out)
+    return _shards[corpus]
+
+
+def shard_paths(pattern):
+    """``pattern`` (with {corpus} and {shard}) expanded over every shard of every corpus."""
+    return [pattern.format(corpus=c, shard=s) for c in CORPORA for s in shards_of(c)]
+
+
+def all_targets(wildcards):
+    return [f"{RESULTS}/summary.txt"]
+
+
+def print_summary():
+    path = Path(RESULTS, "summary.txt")
+    if path.is_file():
+        print(path.read_text(), file=sys.stderr)

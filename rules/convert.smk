@@ -1,0 +1,18 @@
+rule convert:
+    input:
+        manifest=f"{MANIFESTS}/{{corpus}}/{{shard}}.jsonl",
+    output:
+        audio=directory(f"{SHARD}/audio"),
+        table=f"{SHARD}/clips.tsv",
+    log:
+        f"{RESULTS}/logs/convert/{{corpus}}/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/convert/{{corpus}}/{{shard}}.tsv"
+    params:
+        corpus=lambda w: canonical(CORPORA[w.corpus]),
+        audio=canonical(config["audio"]),
+    threads: 1
+    conda:
+        "../envs/convert.yaml"
+    script:
+        "../scripts/convert.py"

@@ -1,0 +1,14 @@
+rule summary:
+    input:
+        tables=lambda w: shard_paths(f"{SHARD}/clips.tsv"),
+        features=lambda w: shard_paths(f"{SHARD}/features"),
+    output:
+        clips=f"{RESULTS}/clips.tsv",
+        summary=f"{RESULTS}/summary.txt",
+        json=f"{RESULTS}/summary.json",
+    log:
+        f"{RESULTS}/logs/summary.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/summary.py"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One-command set-up for wakeprep: system packages (Debian/Ubuntu) and the Python
+# packages, installed into the Python that `python3` runs (use a virtual environment
+# if you prefer: activate it first).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+if command -v apt-get >/dev/null 2>&1; then
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        espeak-ng sox libsox-fmt-all >/dev/null
+else
+    echo "setup.sh: no apt-get here; install espeak-ng and sox (with its format plugins) yourself" >&2
+fi
+
+python3 -m pip install --quiet --upgrade pip
+python3 -m pip install --quiet -e ".[test]"
+echo "setup.sh: done. Next: snakemake --cores 2"

@@ -1,0 +1,56 @@
+"""Bad config values stop the run at start-up with one line naming the key."""
+
+import copy
+
+import pytest
+
+from conftest import REPO, run_snakemake
+from wakeprep.config import ConfigError, check_config
+
+SCHEMA = REPO / "schemas" / "config.schema.yaml"
+
+
+def base(tmp_path):
+    (tmp_path / "a").mkdir(exist_ok=True)
+    return {"corpora": [{"name": "a", "path": str(tmp_path / "a"), "label": "positive"}]}
+
+
+CASES = [
+    (lambda c: c.update(shard_size=0), "shard_size: 0 is less than the minimum of 1"),
+    (lambda c: c.update(seed="x"), "seed: 'x' is not of type 'integer'"),
+    (lambda c: c.update(bogus=1), "bogus: unknown key"),
+    (lambda c: c["corpora"][0].update(label="postive"), "corpora[0].label: 'postive' is not one of"),
+    (lambda c: c["corpora"][0].update(colour="red"), "corpora[0].colour: unknown key"),
+    (lambda c: c["corpora"][0].update(name="a/b"), "corpora[0].name: 'a/b' does not match"),
+    (lambda c: c["corpora"][0].update(split="dev"), "corpora[0].split: 'dev' is not one of"),
+    (lambda c: c["corpora"][0].update(speaker_regex="(unclosed"), "corpora[0].speaker_regex: not a valid regular expression"),
+    (lambda c: c["corpora"][0].pop("label"), "corpora[0]: 'label' is a required property"),
+    (lambda c: c["corpora"][0].update(path="/no/such/folder"), "corpora[0].path: corpus 'a': folder '/no/such/folder' does not exist"),
+    (lambda c: c["corpora"].append(dict(c["corpora"][0])), "corpora[1].name: 'a' is used by more than one corpus"),
+    (lambda c: c.update(audio={"target_rate": 22050}), "audio.target_rate: 16000 was expected"),
+    (lambda c: c.update(audio={"resample_quality": "best"}), "audio.resample_quality: 'best' is not one of"),
+    (lambda c: c.update(audio={"min_duration_s": 5, "max_duration_s": 2}), "audio.min_duration_s: 5 must be below"),
+    (lambda c: c.update(audio={"silence_dbfs": 3}), "audio.silence_dbfs: 3 is greater than the maximum of 0"),
+    (lambda c: c.update(features={"pad_ms": -1}), "features.pad_ms: -1 is less than the minimum of 0"),
+    (lambda c: c.update(corpora=[]), "corpora: [] should be non-empty"),
+]
+
+
+@pytest.mark.parametrize("mutate,message", CASES)
+def test_check_config_names_the_key(tmp_path, mutate, message):
+    cfg = base(tmp_path)
+    check_config(copy.deepcopy(cfg), SCHEMA)  # the base is valid
+    mutate(cfg)
+    with pytest.raises(ConfigError) as e:
+        check_config(cfg, SCHEMA)
+    lines = str(e.value).splitlines()[1:]
+    assert len(lines) == 1, lines
+    assert message in lines[0]
+
+
+def test_snakemake_stops_with_the_message(tmp_path):
+    cfg = base(tmp_path)
+    cfg["corpora"][0]["label"] = "postive"
+    proc = run_snakemake(tmp_path, "--dry-run", config=cfg, check=False)
+    assert proc.returncode != 0
+    assert "corpora[0].label: 'postive' is not one of" in proc.stdout + proc.stderr

@@ -1,0 +1,130 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from wakeprep.store import RaggedStore, RaggedWriter, StoreError, merge_stores
+
+
+def _items(rng, n, row_shape=(), dtype=np.int16):
+    out = []
+    for i in range(n):
+        rows = int(rng.integers(0, 50))
+        out.append((f"c/{i:03d}", rng.integers(-1000, 1000, size=(rows, *row_shape)).astype(dtype)))
+    return out
+
+
+def test_round_trip_and_numpy_only_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    items = _items(rng, 20, (40,), np.uint16)
+    with RaggedWriter(tmp_path / "s", np.uint16, (40,), attrs={"k": 1}) as w:
+        w.extend(items)
+    s = RaggedStore(tmp_path / "s")
+    assert len(s) == 20 and s.attrs == {"k": 1}
+    for (cid, rows), got, i in zip(items, s, range(20)):
+        np.testing.assert_array_equal(got, rows)
+        np.testing.assert_array_equal(s[cid], rows)
+        assert s.ids[i] == cid
+    assert [x.shape for x in s[2:5]] == [x.shape for _, x in items[2:5]]
+    np.testing.assert_array_equal(s[-1], items[-1][1])
+    # the documented format, read with numpy alone
+    meta = json.loads((tmp_path / "s" / "meta.json").read_text())
+    off = np.fromfile(tmp_path / "s" / "offsets.bin", dtype=np.int64)
+    lens = np.fromfile(tmp_path / "s" / "lengths.bin", dtype=np.int64)
+    data = np.memmap(tmp_path / "s" / "data.bin", dtype=meta["dtype"], mode="r").reshape(-1, 40)
+    assert off[0] == 0 and len(off) == meta["count"] + 1
+    np.testing.assert_array_equal(np.diff(off), lens)
+    np.testing.assert_array_equal(data[off[7] : off[8]], items[7][1])
+
+
+def test_empty_items_and_empty_store(tmp_path):
+    with RaggedWriter(tmp_path / "e", np.int16) as w:
+        w.append("a", np.zeros(0, np.int16))
+        w.append("b", np.array([1, 2, 3], np.int16))
+        w.append("c", np.zeros(0, np.int16))
+    s = RaggedStore(tmp_path / "e")
+    assert [len(x) for x in s] == [0, 3, 0]
+    with RaggedWriter(tmp_path / "none", np.int16):
+        pass
+    assert len(RaggedStore(tmp_path / "none")) == 0
+    assert list(RaggedStore(tmp_path / "none")) == []
+
+
+def test_large_item(tmp_path):
+    big = np.arange(30_000_000, dtype=np.int64).astype(np.int16)  # 60 MB, beyond the write buffer
+    with RaggedWriter(tmp_path / "big", np.int16) as w:
+        w.append("small", np.ones(3, np.int16))
+        w.append("big", big)
+    s = RaggedStore(tmp_path / "big")
+    assert s.lengths.tolist() == [3, len(big)]
+    np.testing.assert_array_equal(s["big"], big)
+
+
+def test_atomic_finalise(tmp_path):
+    target = tmp_path / "store"
+    w = RaggedWriter(target, np.int16)
+    w.append("a", np.ones(5, np.int16))
+    assert not target.exists(), "the store must not be visible before close()"
+    with pytest.raises(StoreError):
+        RaggedStore(target)
+    w.close()
+    assert len(RaggedStore(target)) == 1
+    # an exception inside the context leaves the old store untouched and no temp folder
+    with pytest.raises(RuntimeError):
+        with RaggedWriter(target, np.int16) as w2:
+            w2.append("b", np.ones(7, np.int16))
+            raise RuntimeError("boom")
+    assert RaggedStore(target).ids == ["a"]
+    assert sorted(os.listdir(tmp_path)) == ["store"]
+    # a finished writer replaces an existing store as a whole
+    with RaggedWriter(target, np.int16) as w3:
+        w3.append("c", np.ones(2, np.int16))
+    assert RaggedStore(target).ids == ["c"]
+    assert sorted(os.listdir(tmp_path)) == ["store"]
+
+
+def test_rejects_bad_items(tmp_path):
+    with RaggedWriter(tmp_path / "x", np.uint16, (40,)) as w:
+        with pytest.raises(ValueError, match="expects"):
+            w.append("a", np.zeros((3, 39), np.uint16))
+        w.append("a", np.zeros((3, 40), np.uint16))
+        with pytest.raises(ValueError, match="duplicate"):
+            w.append("a", np.zeros((3, 40), np.uint16))
+        with pytest.raises(ValueError, match="single-line"):
+            w.append("bad\nid", np.zeros((3, 40), np.uint16))
+
+
+def test_truncated_store_is_refused(tmp_path):
+    with RaggedWriter(tmp_path / "t", np.int16) as w:
+        w.append("a", np.ones(100, np.int16))
+    with open(tmp_path / "t" / "data.bin", "r+b") as f:
+        f.truncate(50)
+    with pytest.raises(StoreError, match="data.bin"):
+        RaggedStore(tmp_path / "t")
+
+
+def test_merge(tmp_path):
+    rng = np.random.default_rng(1)
+    parts = []
+    for k in range(3):
+        items = [(f"p{k}/{i}", x) for i, (_, x) in enumerate(_items(rng, 5 + k))]
+        with RaggedWriter(tmp_path / f"part{k}", np.int16) as w:
+            w.extend(items)
+        parts.append(items)
+    merge_stores([tmp_path / f"part{k}" for k in range(3)], tmp_path / "all", attrs={"merged": True})
+    s = RaggedStore(tmp_path / "all")
+    flat = [it for p in parts for it in p]
+    assert s.ids == [cid for cid, _ in flat]
+    for cid, x in flat:
+        np.testing.assert_array_equal(s[cid], x)
+    # subset in a given order
+    pick = ["p2/3", "p0/0", "p1/5"]
+    merge_stores([tmp_path / f"part{k}" for k in range(3)], tmp_path / "sub", ids=pick)
+    assert RaggedStore(tmp_path / "sub").ids == pick
+    with pytest.raises(KeyError):
+        merge_stores([tmp_path / "part0"], tmp_path / "bad", ids=["nope"])
+    with RaggedWriter(tmp_path / "f", np.float32) as w:
+        w.append("z", np.zeros(2, np.float32))
+    with pytest.raises(StoreError, match="cannot merge"):
+        merge_stores([tmp_path / "part0", tmp_path / "f"], tmp_path / "mixed")

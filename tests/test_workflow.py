@@ -1,0 +1,148 @@
+"""The real Snakemake workflow, end to end, in temporary folders, and its reruns."""
+
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, by_rule, make_small_corpus, planned_jobs, run_snakemake, workflow_config
+from wakeprep.corpus import shard_name, shard_of
+from wakeprep.features import micro_features_u16
+from wakeprep.store import RaggedStore
+from wakeprep.table import read_table
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, have_espeak):
+    root = tmp_path_factory.mktemp("wf")
+    corpora = make_small_corpus(root / "corpora", n_speech=12, n_noise=4)
+    work = root / "work"
+    work.mkdir()
+    cfg = workflow_config(corpora)
+    run_snakemake(work, config=cfg)
+    return work, corpora, cfg
+
+
+def _shard(relpath, work, corpus="speech"):
+    layout = yaml.safe_load((work / "results" / "manifests" / corpus / "layout.json").read_text())
+    return shard_name(shard_of(relpath, layout["shards"]))
+
+
+def test_end_to_end_outputs(workspace):
+    work, corpora, cfg = workspace
+    rows = list(read_table(work / "results" / "clips.tsv"))
+    assert len(rows) == 16 and all(r["status"] == "ok" for r in rows)
+    assert {r["speaker"] for r in rows if r["corpus"] == "speech"} == {"en-us", "en-gb"}
+    shards = sorted((work / "results" / "shards" / "speech").iterdir())
+    assert len(shards) >= 2, "shard_size 4 splits 12 files over several shards"
+    seen = 0
+    for corpus in ("speech", "noise"):
+        for shard in sorted((work / "results" / "shards" / corpus).iterdir()):
+            audio = RaggedStore(shard / "audio")
+            feats = RaggedStore(shard / "features")
+            assert audio.ids == feats.ids
+            for cid, samples in audio.items():
+                np.testing.assert_array_equal(feats[cid], micro_features_u16(samples))
+                seen += 1
+    assert seen == 16
+    summary = (work / "results" / "summary.txt").read_text()
+    assert "files seen: 16   ok: 16   rejected: 0" in summary
+
+
+def test_nothing_changed_nothing_to_do(workspace):
+    work, _, _ = workspace
+    assert planned_jobs(work) == []
+
+
+def _assert_one_shard_reruns(work, relpath):
+    jobs = planned_jobs(work)
+    assert by_rule(jobs) == {"convert": 1, "features": 1, "summary": 1, "all": 1}, jobs
+    shard = _shard(relpath, work)
+    assert [w for r, w in jobs if r == "convert"] == [{"corpus": "speech", "shard": shard}]
+    assert [w for r, w in jobs if r == "features"] == [{"corpus": "speech", "shard": shard}]
+    run_snakemake(work)
+    assert planned_jobs(work) == []
+
+
+def test_touching_one_file_reruns_its_shard_only(workspace):
+    work, corpora, _ = workspace
+    rel = "en-us/clip000.wav"
+    t = time.time_ns() + 5 * 10**9
+    os.utime(corpora["speech"] / rel, ns=(t, t))
+    _assert_one_shard_reruns(work, rel)
+
+
+def test_adding_one_file_reruns_its_shard_only(workspace):
+    work, corpora, _ = workspace
+    rel = "en-gb/added.wav"
+    shutil.copy(corpora["speech"] / "en-gb" / "clip001.wav", corpora["speech"] / rel)
+    _assert_one_shard_reruns(work, rel)
+    rows = {r["clip_id"]: r for r in read_table(work / "results" / "clips.tsv")}
+    assert rows["speech/en-gb/added"]["status"] == "ok"
+
+
+def test_feature_parameter_reruns_features_not_conversion(workspace):
+    work, _, cfg = workspace
+    n_shards = sum(1 for c in ("speech", "noise") for _ in (work / "results" / "shards" / c).iterdir())
+    changed = dict(cfg, features={"pad_ms": 20})
+    (work / "config.yaml").write_text(yaml.safe_dump(changed))
+    try:
+        jobs = planned_jobs(work)
+        assert by_rule(jobs) == {"features": n_shards, "summary": 1, "all": 1}, jobs
+    finally:
+        (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert planned_jobs(work) == []
+
+
+def test_shard_jobs_take_one_manifest_not_audio_files(workspace):
+    work, corpora, _ = workspace
+    t = time.time_ns() + 10 * 10**9
+    os.utime(corpora["noise"] / "n00.flac", ns=(t, t))
+    proc = run_snakemake(work, "--dry-run")
+    block = proc.stdout.split("rule convert:")[1].split("\n[")[0]
+    inputs = [line for line in block.splitlines() if line.strip().startswith("input:")]
+    assert inputs == ["    input: results/manifests/noise/s0000.jsonl"], block
+    run_snakemake(work)
+
+
+def test_bad_files_do_not_stop_the_run(tmp_path, have_espeak):
+    corpora = make_small_corpus(tmp_path / "corpora", n_speech=2, n_noise=2)
+    bad = corpora["noise"]
+    (bad / "zero.wav").write_bytes(b"")
+    (bad / "text.wav").write_text("not audio")
+    good = (bad / "n00.flac").read_bytes()
+    (bad / "trunc.flac").write_bytes(good[: len(good) // 3])
+    import soundfile as sf
+
+    sf.write(bad / "nan.wav", np.full(8000, np.nan, np.float32), 16000, subtype="FLOAT")
+    sf.write(bad / "one.wav", np.array([0.3], np.float32), 16000)
+    work = tmp_path / "work"
+    work.mkdir()
+    run_snakemake(work, config=workflow_config(corpora))
+    rows = {r["clip_id"]: r for r in read_table(work / "results" / "clips.tsv")}
+    assert {k: rows[k]["reason"] for k in rows if rows[k]["status"] == "rejected"} == {
+        "noise/zero": "empty",
+        "noise/text": "unreadable",
+        "noise/trunc": "truncated",
+        "noise/nan": "non_finite",
+        "noise/one": "too_short",
+    }
+    summary = (work / "results" / "summary.txt").read_text()
+    assert "rejected: 5" in summary and "rejected empty: 1" in summary
+
+
+def test_demo_config_runs(tmp_path, have_espeak):
+    """The README's main job: the shipped config.yaml generates the demo and prepares it."""
+    work = tmp_path / "demo_run"
+    work.mkdir()
+    shutil.copy(REPO / "config.yaml", work / "config.yaml")
+    run_snakemake(work)
+    assert (work / "demo" / "positive").is_dir()
+    summary = (work / "results" / "summary.txt").read_text()
+    assert "files seen: 66   ok: 66" in summary
+    assert planned_jobs(work) == []

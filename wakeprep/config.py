@@ -1,0 +1,89 @@
+"""Config validation with one clear line per problem, naming the key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+
+SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """config.yaml has a bad key or value; the message names it."""
+
+
+def key_path(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _message(err) -> str:
+    where = key_path(err.absolute_path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = sorted(err.schema.get("properties", {}))
+        extra = sorted(k for k in err.instance if k not in allowed)
+        prefix = "" if where == "(top level)" else where + "."
+        return "\n  ".join(f"{prefix}{k}: unknown key (allowed here: {', '.join(allowed)})" for k in extra)
+    return f"{where}: {err.message}"
+
+
+def load_schema(schema_path=SCHEMA) -> dict:
+    with open(schema_path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def check_config(config: dict, schema_path=SCHEMA, basedir=".") -> None:
+    """Raise :class:`ConfigError` listing every problem, one line each.
+
+    Beyond the JSON schema: corpus names unique, duration bounds ordered, corpus
+    folders present (unless the demo corpus will generate them), regexes valid.
+    """
+    schema = load_schema(schema_path)
+    validator = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    lines = [_message(e) for e in errors]
+    if not lines:
+        lines += semantic_problems(config, basedir)
+    if lines:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+
+
+def semantic_problems(config: dict, basedir=".") -> list[str]:
+    import re
+
+    lines = []
+    names = [c["name"] for c in config["corpora"]]
+    for i, c in enumerate(config["corpora"]):
+        if names.count(c["name"]) > 1 and names.index(c["name"]) != i:
+            lines.append(f"corpora[{i}].name: '{c['name']}' is used by more than one corpus")
+        if "speaker_regex" in c:
+            try:
+                re.compile(c["speaker_regex"])
+            except re.error as e:
+                lines.append(f"corpora[{i}].speaker_regex: not a valid regular expression ({e})")
+        folder = Path(basedir, c["path"])
+        if not folder.is_dir() and not demo_generates(config, c["path"]):
+            lines.append(
+                f"corpora[{i}].path: corpus '{c['name']}': folder '{c['path']}' does not exist "
+                f"(set corpora[{i}].path in config.yaml)"
+            )
+    audio = config.get("audio", {})
+    lo, hi = audio.get("min_duration_s", 0.1), audio.get("max_duration_s", 1800)
+    if lo >= hi:
+        lines.append(f"audio.min_duration_s: {lo} must be below audio.max_duration_s ({hi})")
+    return lines
+
+
+def demo_generates(config: dict, path: str) -> bool:
+    """Whether ``path`` lies in the demo folder that the workflow generates."""
+    demo = config.get("demo") or {}
+    if not demo.get("generate"):
+        return False
+    folder = os.path.normpath(demo.get("folder", "demo"))
+    p = os.path.normpath(path)
+    return p == folder or p.startswith(folder + os.sep)

@@ -1,0 +1,155 @@
+"""Per-shard work: convert a shard's files to 16 kHz int16, and compute their features."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+from .audio import AudioSettings, convert_file
+from .corpus import clip_id, clip_key, printable, read_manifest, speaker_from_path
+from .features import N_BINS, micro_features_u16
+from .store import RaggedStore, RaggedWriter
+from .table import write_table
+
+import numpy as np
+
+log = logging.getLogger("wakeprep")
+
+
+class Progress:
+    """Log a line every ``every_s`` seconds (and at the end) for a long loop."""
+
+    def __init__(self, what: str, total: int, every_s: float = 10.0):
+        self.what, self.total, self.every_s = what, total, every_s
+        self.start = self.last = time.monotonic()
+        self.done = 0
+
+    def step(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            log.info("%s: %d/%d files (%.1f/s)", self.what, self.done, self.total, rate)
+
+    def finish(self) -> float:
+        elapsed = time.monotonic() - self.start
+        log.info("%s: %d files in %.2f s", self.what, self.done, elapsed)
+        return elapsed
+
+
+def _clean_detail(detail: str, folder: str, rel: str) -> str:
+    """Error messages name the absolute path; keep them independent of where the corpus lives."""
+    absolute = os.path.join(folder, rel)
+    return printable(detail.replace(absolute, rel).replace(os.path.abspath(absolute), rel))
+
+
+def convert_shard(manifest, corpus: dict, settings: AudioSettings, out_store, out_table) -> Counter:
+    """Convert every file of one shard manifest.
+
+    Parameters
+    ----------
+    manifest : path-like
+        Shard manifest written by :func:`wakeprep.corpus.write_manifests`.
+    corpus : dict
+        The corpus's config entry (``name``, ``path``, ``label``, optional
+        ``speaker_regex`` and ``split``).
+    settings : AudioSettings
+    out_store, out_table : path-like
+        Audio store of the ok clips, and the table of every file.
+
+    Returns
+    -------
+    collections.Counter
+        Files per status/reason (``ok``, ``rejected:empty``...).
+    """
+    entries = read_manifest(manifest)
+    folder = str(corpus["path"])
+    name = corpus["name"]
+    rows, counts = [], Counter()
+    seen: dict[str, str] = {}
+    progress = Progress(f"convert {name}/{Path(manifest).stem}", len(entries))
+    attrs = {
+        "corpus": name,
+        "label": corpus["label"],
+        "sample_rate": settings.target_rate,
+        "resample_quality": settings.resample_quality,
+        "manifest": Path(manifest).name,
+    }
+    with RaggedWriter(out_store, np.int16, (), attrs=attrs) as writer:
+        for entry in entries:
+            cid = clip_id(name, entry.path)
+            key = clip_key(entry.path)
+            if key in seen:
+                res_status, res = "rejected", None
+                row_extra = {"reason": "duplicate_id", "detail": f"same clip id as {printable(seen[key])}"}
+            else:
+                seen[key] = entry.path
+                res = convert_file(os.path.join(folder, entry.path), settings)
+                res_status = res.status
+                row_extra = {"reason": res.reason, "detail": _clean_detail(res.detail, folder, entry.path)}
+            row = {
+                "clip_id": cid,
+                "corpus": name,
+                "label": corpus["label"],
+                "source": printable(entry.path),
+                "status": res_status,
+                "speaker": speaker_from_path(entry.path, corpus.get("speaker_regex")),
+                "split": corpus.get("split") or "",
+                **row_extra,
+            }
+            if res is not None:
+                row.update(
+                    source_rate=res.source_rate or "",
+                    channels=res.channels or "",
+                    format=res.format,
+                    subtype=res.subtype,
+                    source_frames=res.source_frames if res.format else "",
+                    decoder=res.decoder,
+                    sha256=res.sha256,
+                )
+                if res.status == "ok" or res.reason in ("silent",):
+                    row.update(peak_dbfs=round(res.peak_dbfs, 2), clipped=res.clipped)
+                if res.status == "ok":
+                    row.update(duration_s=round(res.duration_s, 6), samples=len(res.samples))
+                    writer.append(cid, res.samples)
+            rows.append(row)
+            counts["ok" if res_status == "ok" else f"rejected:{row['reason']}"] += 1
+            progress.step()
+    write_table(out_table, rows)
+    progress.finish()
+    log.info("shard %s: %s", Path(manifest).stem, dict(sorted(counts.items())))
+    if counts and counts["ok"] == 0:
+        log.warning("shard %s: every file was rejected", Path(manifest).stem)
+    return counts
+
+
+def features_shard(audio_store, out_store, pad_ms: int = 0) -> int:
+    """Compute uint16 micro-frontend features for every clip of an audio store.
+
+    ``pad_ms`` milliseconds of digital silence are added before and after each
+    clip before feature extraction. Returns the number of clips.
+    """
+    audio = RaggedStore(audio_store)
+    pad = np.zeros(int(round(pad_ms * 16)), dtype=np.int16)
+    attrs = {
+        "corpus": audio.attrs.get("corpus"),
+        "label": audio.attrs.get("label"),
+        "frontend": "pymicro-features",
+        "window_ms": 30,
+        "step_ms": 10,
+        "bins": N_BINS,
+        "scale": 25.6,
+        "pad_ms": pad_ms,
+    }
+    progress = Progress(f"features {audio.path}", len(audio))
+    with RaggedWriter(out_store, np.uint16, (N_BINS,), attrs=attrs) as writer:
+        for cid, samples in audio.items():
+            x = np.concatenate([pad, samples, pad]) if len(pad) else samples
+            writer.append(cid, micro_features_u16(x))
+            progress.step()
+    progress.finish()
+    return len(audio)

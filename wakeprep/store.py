@@ -1,0 +1,326 @@
+"""Ragged memory-mapped store: many variable-length items in one flat file.
+
+A store is one folder::
+
+    data.bin      every item's rows back to back, C order, dtype and row shape from meta.json
+    offsets.bin   int64, n + 1 values: item i is rows offsets[i] to offsets[i + 1]
+    lengths.bin   int64, n values: rows of each item (offsets[1:] - offsets[:-1])
+    ids.txt       one UTF-8 item id per line, in item order
+    meta.json     {"format": "wakeprep-ragged", "version": 1, "dtype", "row_shape",
+                   "count", "rows", "attrs": {...}}
+
+Everything is readable with ``numpy.memmap`` alone (see ``docs/store.md``). Writers
+build the folder under a temporary name beside the target and rename it into place
+when closed, so a reader never sees a half-written store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+FORMAT = "wakeprep-ragged"
+VERSION = 1
+DATA, OFFSETS, LENGTHS, IDS, META = "data.bin", "offsets.bin", "lengths.bin", "ids.txt", "meta.json"
+_BUFFER_BYTES = 8 << 20
+
+
+class StoreError(RuntimeError):
+    """A store folder is missing, incomplete or not a wakeprep ragged store."""
+
+
+def _check_id(item_id: str) -> str:
+    if not isinstance(item_id, str) or not item_id or any(c in item_id for c in "\n\r"):
+        raise ValueError(f"item id must be a non-empty single-line string, got {item_id!r}")
+    return item_id
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    """Move folder ``tmp`` to ``target``, replacing whatever is there."""
+    old = None
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        try:
+            os.rmdir(target)  # empty folder, e.g. made by Snakemake for the outputs
+        except OSError:
+            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(target, old)
+    os.rename(tmp, target)
+    _fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class RaggedWriter:
+    """Append variable-length items to a new ragged store; atomic on close.
+
+    Parameters
+    ----------
+    path : path-like
+        Folder of the finished store. Created (or replaced) only when the writer
+        closes without an exception.
+    dtype : numpy dtype
+        Element type of every row.
+    row_shape : tuple of int
+        Shape of one row: ``()`` for audio samples, ``(40,)`` for feature frames.
+    attrs : dict, optional
+        JSON-serialisable facts about how the store was made, kept in ``meta.json``.
+
+    Examples
+    --------
+    >>> with RaggedWriter("out/audio", np.int16) as w:      # doctest: +SKIP
+    ...     w.append("corpus/a", np.zeros(16000, np.int16))
+    >>> RaggedStore("out/audio")["corpus/a"].shape          # doctest: +SKIP
+    (16000,)
+    """
+
+    def __init__(self, path, dtype, row_shape: Sequence[int] = (), attrs: dict | None = None):
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype)
+        self.row_shape = tuple(int(s) for s in row_shape)
+        self.attrs = dict(attrs or {})
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self._tmp.mkdir()
+        self._data = open(self._tmp / DATA, "wb", buffering=_BUFFER_BYTES)
+        self._ids = open(self._tmp / IDS, "w", encoding="utf-8", newline="\n")
+        self._lengths: list[int] = []
+        self._seen: set[str] = set()
+        self._closed = False
+
+    def append(self, item_id: str, rows) -> None:
+        """Append one item; ``rows`` has shape ``(n, *row_shape)`` (n may be 0)."""
+        if self._closed:
+            raise StoreError(f"writer for {self.path} is closed")
+        _check_id(item_id)
+        if item_id in self._seen:
+            raise ValueError(f"duplicate item id {item_id!r} in store {self.path}")
+        arr = np.asarray(rows)
+        if arr.shape[1:] != self.row_shape:
+            raise ValueError(
+                f"item {item_id!r}: rows of shape {arr.shape[1:]}, store {self.path} expects {self.row_shape}"
+            )
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        self._data.write(memoryview(arr).cast("B"))
+        self._ids.write(item_id + "\n")
+        self._lengths.append(arr.shape[0])
+        self._seen.add(item_id)
+
+    def extend(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        """Append every ``(id, rows)`` pair of ``items``."""
+        for item_id, rows in items:
+            self.append(item_id, rows)
+
+    def __len__(self) -> int:
+        return len(self._lengths)
+
+    def close(self) -> Path:
+        """Finish the store and rename it into place; returns its path."""
+        if self._closed:
+            return self.path
+        lengths = np.asarray(self._lengths, dtype=np.int64)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        for f in (self._data, self._ids):
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        for name, arr in ((OFFSETS, offsets), (LENGTHS, lengths)):
+            with open(self._tmp / name, "wb") as f:
+                f.write(arr.tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "dtype": self.dtype.str,
+            "row_shape": list(self.row_shape),
+            "count": int(len(lengths)),
+            "rows": int(offsets[-1]),
+            "attrs": self.attrs,
+        }
+        with open(self._tmp / META, "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(self._tmp)
+        _replace_dir(self._tmp, self.path)
+        self._closed = True
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written; the target is left as it was."""
+        if self._closed:
+            return
+        for f in (self._data, self._ids):
+            f.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        self._closed = True
+
+    def __enter__(self) -> "RaggedWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class RaggedStore:
+    """Read-only view of a ragged store, backed by ``numpy.memmap``.
+
+    Supports ``len``, integer and id indexing, slicing (a list of arrays) and
+    iteration. Items are views into the memory map: copy them to keep them after
+    the store is gone.
+
+    Examples
+    --------
+    >>> s = RaggedStore("results/shards/demo_positive/s000/features")   # doctest: +SKIP
+    >>> len(s), s[0].shape, s.ids[0]                                     # doctest: +SKIP
+    (12, (148, 40), 'demo_positive/en-us/000')
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        meta_path = self.path / META
+        if not meta_path.is_file():
+            raise StoreError(f"{self.path} is not a finished ragged store (no {META})")
+        with open(meta_path, encoding="utf-8") as f:
+            self.meta = json.load(f)
+        if self.meta.get("format") != FORMAT or self.meta.get("version") != VERSION:
+            raise StoreError(f"{self.path}: unknown store format {self.meta.get('format')!r} v{self.meta.get('version')}")
+        self.dtype = np.dtype(self.meta["dtype"])
+        self.row_shape = tuple(self.meta["row_shape"])
+        n, rows = int(self.meta["count"]), int(self.meta["rows"])
+        self.offsets = np.fromfile(self.path / OFFSETS, dtype=np.int64)
+        self.lengths = np.fromfile(self.path / LENGTHS, dtype=np.int64)
+        if len(self.offsets) != n + 1 or len(self.lengths) != n or (n and self.offsets[-1] != rows):
+            raise StoreError(f"{self.path}: offsets/lengths do not match meta.json (count {n}, rows {rows})")
+        with open(self.path / IDS, encoding="utf-8") as f:
+            self.ids = f.read().splitlines()
+        if len(self.ids) != n:
+            raise StoreError(f"{self.path}: {len(self.ids)} ids for {n} items")
+        expected = rows * self.dtype.itemsize * int(np.prod(self.row_shape, dtype=np.int64))
+        size = os.path.getsize(self.path / DATA)
+        if size != expected:
+            raise StoreError(f"{self.path}: data.bin has {size} bytes, expected {expected}")
+        if rows == 0:
+            self.data = np.zeros((0, *self.row_shape), dtype=self.dtype)
+        else:
+            self.data = np.memmap(self.path / DATA, dtype=self.dtype, mode="r", shape=(rows, *self.row_shape))
+        self._index: dict[str, int] | None = None
+
+    @property
+    def attrs(self) -> dict:
+        return self.meta.get("attrs", {})
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def index_of(self, item_id: str) -> int:
+        if self._index is None:
+            self._index = {k: i for i, k in enumerate(self.ids)}
+        try:
+            return self._index[item_id]
+        except KeyError:
+            raise KeyError(f"{item_id!r} is not in store {self.path}") from None
+
+    def __contains__(self, item_id: str) -> bool:
+        try:
+            self.index_of(item_id)
+        except KeyError:
+            return False
+        return True
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            key = self.index_of(key)
+        if isinstance(key, slice):
+            return [self[i] for i in range(*key.indices(len(self)))]
+        i = int(key)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"item {key} out of range for store of {len(self)} items")
+        return self.data[self.offsets[i] : self.offsets[i + 1]]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def items(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Yield ``(id, rows)`` pairs in store order."""
+        for i, item_id in enumerate(self.ids):
+            yield item_id, self[i]
+
+    def __repr__(self) -> str:
+        return f"RaggedStore({str(self.path)!r}, count={len(self)}, dtype={self.dtype}, row_shape={self.row_shape})"
+
+
+def merge_stores(
+    sources: Sequence,
+    target,
+    *,
+    ids: Sequence[str] | None = None,
+    attrs: dict | None = None,
+) -> Path:
+    """Merge ragged stores into one, streaming item by item.
+
+    Parameters
+    ----------
+    sources : sequence of path-like
+        Stores with the same dtype and row shape.
+    target : path-like
+        Folder of the merged store.
+    ids : sequence of str, optional
+        Which items to copy, in this order. Default: every item of every source,
+        in source order. An id missing from every source raises ``KeyError``.
+    attrs : dict, optional
+        ``meta.json`` attributes of the result.
+
+    Memory stays bounded by one item at a time (plus the id index).
+    """
+    stores = [RaggedStore(p) for p in sources]
+    if not stores:
+        raise ValueError("merge_stores needs at least one source store")
+    dtype, row_shape = stores[0].dtype, stores[0].row_shape
+    for s in stores[1:]:
+        if s.dtype != dtype or s.row_shape != row_shape:
+            raise StoreError(f"cannot merge {s.path} ({s.dtype}, {s.row_shape}) with {stores[0].path} ({dtype}, {row_shape})")
+    with RaggedWriter(target, dtype, row_shape, attrs=attrs) as w:
+        if ids is None:
+            for s in stores:
+                w.extend(s.items())
+        else:
+            where = {}
+            for k, s in enumerate(stores):
+                for i, item_id in enumerate(s.ids):
+                    where.setdefault(item_id, (k, i))
+            for item_id in ids:
+                if item_id not in where:
+                    raise KeyError(f"{item_id!r} is in none of the source stores")
+                k, i = where[item_id]
+                w.append(item_id, stores[k][i])
+    return Path(target)

@@ -1,0 +1,73 @@
+"""Per-file metadata tables: tab-separated, one row per source file, fixed columns.
+
+Rejected files stay in the table with their reason, so nothing vanishes silently.
+Values are printable single-line text (see :func:`wakeprep.corpus.printable`).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+#: Column order of every clip table (shard tables and the merged ``results/clips.tsv``).
+COLUMNS = [
+    "clip_id", "corpus", "label", "source", "status", "reason", "detail",
+    "duration_s", "samples", "source_rate", "channels", "format", "subtype",
+    "source_frames", "decoder", "peak_dbfs", "clipped", "sha256", "speaker", "split",
+]
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return str(value)
+        return f"{value:.6g}"
+    text = str(value)
+    return text.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+
+def write_table(path, rows: Iterable[dict], columns=COLUMNS) -> Path:
+    """Write ``rows`` (dicts) as a TSV with a header, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write("\t".join(columns) + "\n")
+            for row in rows:
+                f.write("\t".join(_cell(row.get(c)) for c in columns) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_table(path) -> Iterator[dict]:
+    """Yield the rows of a TSV written by :func:`write_table` as dicts of strings."""
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        yield from reader
+
+
+def merge_tables(paths, target, columns=COLUMNS) -> int:
+    """Concatenate tables into one (rows in the order given); returns the row count."""
+    count = 0
+
+    def rows():
+        nonlocal count
+        for p in paths:
+            for row in read_table(p):
+                count += 1
+                yield row
+
+    write_table(target, rows(), columns)
+    return count
