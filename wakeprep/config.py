@@ -72,6 +72,9 @@ def semantic_problems(config: dict, basedir=".") -> list[str]:
                 f"corpora[{i}].path: corpus '{c['name']}': folder '{c['path']}' does not exist "
                 f"(set corpora[{i}].path in config.yaml)"
             )
+    ratios = (config.get("split") or {}).get("ratios")
+    if ratios and abs(sum(ratios.values()) - 1.0) > 1e-6:
+        lines.append(f"split.ratios: train + validation + test must add up to 1, not {sum(ratios.values()):g}")
     audio = config.get("audio", {})
     lo, hi = audio.get("min_duration_s", 0.1), audio.get("max_duration_s", 1800)
     if lo >= hi:

@@ -1,0 +1,160 @@
+"""Convert + features throughput, end to end through Snakemake, against the way
+microWakeWord's own scripts do the same work (clip by clip in one Python process).
+
+Usage::
+
+    python3 bench/convert_features.py --hours 2          # the figure in docs/benchmarks.md
+    python3 bench/convert_features.py --small            # a smoke run (CI)
+
+Prints one markdown table. The corpus is generated once into --workdir: espeak-ng
+speech and noise, cut into 2 to 8 s files, 40 % WAV, 40 % FLAC, 10 % OGG, 10 % MP3, at
+8 to 48 kHz, mono and stereo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from wakeprep.demo import NEGATIVE_PHRASES, VOICES, espeak, noise  # noqa: E402
+
+FORMATS = [  # (weight, ext, format, subtype)
+    (4, "wav", "WAV", "PCM_16"),
+    (4, "flac", "FLAC", "PCM_16"),
+    (1, "ogg", "OGG", "VORBIS"),
+    (1, "mp3", "MP3", "MPEG_LAYER_III"),
+]
+RATES = [8000, 16000, 22050, 44100, 48000]
+
+
+def make_corpus(folder: Path, hours: float, seed: int = 0) -> tuple[int, float]:
+    """Write about ``hours`` of audio into ``folder``; returns (files, seconds)."""
+    rng = np.random.default_rng(seed)
+    pool = []
+    for v in VOICES:
+        for p in NEGATIVE_PHRASES:
+            x, r = espeak(p, v)
+            pool.append(soxr.resample(x, r, 48000).astype(np.float32))
+    for k in ("white", "pink", "brown"):
+        pool.append(noise(k, 4.0, 48000, rng))
+    weights = np.array([f[0] for f in FORMATS], float)
+    weights /= weights.sum()
+    total, n = 0.0, 0
+    while total < hours * 3600:
+        seconds = float(rng.uniform(2, 8))
+        parts, have = [], 0
+        while have < seconds * 48000:
+            clip = pool[int(rng.integers(len(pool)))]
+            parts.append(clip)
+            have += len(clip)
+        x = np.concatenate(parts)[: int(seconds * 48000)] * float(rng.uniform(0.3, 1.0))
+        _, ext, fmt, subtype = FORMATS[int(rng.choice(len(FORMATS), p=weights))]
+        rate = RATES[int(rng.integers(len(RATES)))]
+        if fmt == "MP3" and rate == 16000:
+            rate = 22050
+        y = soxr.resample(x, 48000, rate).astype(np.float32) if rate != 48000 else x
+        if rng.random() < 0.3:
+            y = np.stack([y, 0.8 * y], axis=1)
+        path = folder / f"d{n // 500:03d}" / f"f{n:06d}.{ext}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, np.clip(y, -1, 1), rate, format=fmt, subtype=subtype)
+        total += seconds
+        n += 1
+    return n, total
+
+
+def microwakeword_style(files) -> float:
+    """Clip by clip in one process, as microWakeWord's scripts do: load, resample,
+    features with pymicro-features fed 10 ms at a time. Returns wall seconds."""
+    from pymicro_features import MicroFrontend
+
+    t0 = time.perf_counter()
+    for f in files:
+        x, rate = sf.read(f, dtype="float32", always_2d=True)
+        x = x.mean(axis=1)
+        if rate != 16000:
+            x = soxr.resample(x, rate, 16000, quality="HQ")
+        audio = (np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes()
+        fe = MicroFrontend()
+        feats, i = [], 0
+        while i + 320 < len(audio):
+            out = fe.process_samples(audio[i : i + 320])
+            i += out.samples_read * 2
+            if out.features:
+                feats.append(out.features)
+        np.array(feats, dtype=np.float32)
+    return time.perf_counter() - t0
+
+
+def run_workflow(corpus: Path, work: Path, cores: int, shard_size: int) -> float:
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    cfg = {
+        "shard_size": shard_size,
+        "demo": {"generate": False},
+        "corpora": [{"name": "bench", "path": str(corpus), "label": "negative"}],
+        "augment": {"enabled": False},
+    }
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+    # the target stops after convert, features and summary
+    cmd = ["snakemake", "results/summary.txt", "-s", str(REPO / "Snakefile"), "-d", str(work),
+           "--cores", str(cores), "--quiet", "all"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=work, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hours", type=float, default=2.0)
+    ap.add_argument("--small", action="store_true", help="a 3-minute corpus, for a smoke run")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--cores", default="1,2")
+    ap.add_argument("--shard-size", type=int, default=256)
+    args = ap.parse_args()
+    hours = 0.05 if args.small else args.hours
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="wakeprep-bench-"))
+    corpus = root / "corpus"
+    t0 = time.perf_counter()
+    if not corpus.is_dir():
+        n, seconds = make_corpus(corpus, hours)
+    files = sorted(str(p) for p in corpus.rglob("*") if p.is_file())
+    seconds = sum(sf.info(f).duration for f in files)
+    gen = time.perf_counter() - t0
+    print(f"corpus: {len(files)} files, {seconds / 3600:.2f} h of audio in {corpus} (ready in {gen:.0f} s)", file=sys.stderr)
+
+    rows = []
+    base = microwakeword_style(files)
+    rows.append(("microWakeWord-style loop, one process", 1, base))
+    for cores in [int(c) for c in args.cores.split(",")]:
+        wall = run_workflow(corpus, root / f"work{cores}", cores, args.shard_size)
+        rows.append((f"wakeprep (snakemake --cores {cores})", cores, wall))
+
+    print(f"\nmachine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+          f"Python {platform.python_version()}")
+    print(f"corpus: {len(files)} files, {seconds / 3600:.2f} h (WAV/FLAC/OGG/MP3, 8-48 kHz, mono and stereo)\n")
+    print("| method | cores | wall s | x real time | x real time per core | vs microWakeWord-style |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, cores, wall in rows:
+        rt = seconds / wall
+        print(f"| {name} | {cores} | {wall:.1f} | {rt:.0f} | {rt / cores:.0f} | {base / wall:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
