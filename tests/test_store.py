@@ -45,6 +45,10 @@ def test_empty_items_and_empty_store(tmp_path):
         w.append("c", np.zeros(0, np.int16))
     s = RaggedStore(tmp_path / "e")
     assert [len(x) for x in s] == [0, 3, 0]
+    with RaggedWriter(tmp_path / "e40", np.uint16, (40,)) as w:
+        w.append("a", np.zeros((0, 40), np.uint16))
+        w.append("b", np.ones((2, 40), np.uint16))
+    assert [x.shape for x in RaggedStore(tmp_path / "e40")] == [(0, 40), (2, 40)]
     with RaggedWriter(tmp_path / "none", np.int16):
         pass
     assert len(RaggedStore(tmp_path / "none")) == 0

@@ -121,7 +121,8 @@ class RaggedWriter:
                 f"item {item_id!r}: rows of shape {arr.shape[1:]}, store {self.path} expects {self.row_shape}"
             )
         arr = np.ascontiguousarray(arr, dtype=self.dtype)
-        self._data.write(memoryview(arr).cast("B"))
+        if arr.size:
+            self._data.write(memoryview(arr).cast("B"))
         self._ids.write(item_id + "\n")
         self._lengths.append(arr.shape[0])
         self._seen.add(item_id)
