@@ -1,5 +1,6 @@
 # wakeprep: raw audio corpora to wake-word training data.
-# Stages: convert -> features (per shard); summary (global). See README.md.
+# Stages: convert -> features -> embed (per shard); cluster_split (global);
+# assemble (per split and label); export, augment; summary. See README.md.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -12,6 +13,8 @@ include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/convert.smk"
 include: "rules/features.smk"
+include: "rules/speakers.smk"
+include: "rules/assemble.smk"
 include: "rules/summary.smk"
 
 

@@ -17,5 +17,13 @@ else
 fi
 
 python3 -m pip install --quiet --upgrade pip
+# The CPU build of torch: a plain `torch` requirement would pull several GB of CUDA
+# packages. On a GPU machine install the CUDA build yourself before running this.
+python3 -c "import torch" 2>/dev/null || python3 -m pip install --quiet "torch==2.13.0"
 python3 -m pip install --quiet -e ".[test]"
+# resemblyzer depends on webrtcvad 2.0.10, whose module imports pkg_resources (gone from
+# new setuptools); webrtcvad-wheels (a dependency above) provides the same module, so
+# resemblyzer goes in without its own dependency list.
+python3 -m pip install --quiet --no-deps "resemblyzer==0.1.4"
+python3 -c "import resemblyzer, webrtcvad" 
 echo "setup.sh: done. Next: snakemake --cores 2"

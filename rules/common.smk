@@ -52,13 +52,38 @@ def shards_of(corpus):
     return _shards[corpus]
 
 
-def shard_paths(pattern):
-    """``pattern`` (with {corpus} and {shard}) expanded over every shard of every corpus."""
-    return [pattern.format(corpus=c, shard=s) for c in CORPORA for s in shards_of(c)]
+LABELS = sorted({c["label"] for c in config["corpora"]})
+SPLITS = ["train", "validation", "test"]
+SPEECH = [name for name, c in CORPORA.items() if c["label"] in config["embed"]["labels"]]
+
+
+wildcard_constraints:
+    split="train|validation|test",
+    label="positive|negative|hard_negative|background",
+
+
+def shard_paths(pattern, corpora=None):
+    """``pattern`` (with {corpus} and {shard}) expanded over every shard of ``corpora``
+    (default: every corpus)."""
+    return [pattern.format(corpus=c, shard=s) for c in (corpora or CORPORA) for s in shards_of(c)]
+
+
+def corpora_with_label(label):
+    return [name for name, c in CORPORA.items() if c["label"] == label]
+
+
+def assembled(split, label):
+    return f"{RESULTS}/mmap/{split}/{label}"
 
 
 def all_targets(wildcards):
-    return [f"{RESULTS}/summary.txt"]
+    targets = [f"{RESULTS}/summary.txt", f"{RESULTS}/split/report.json"]
+    targets += [assembled(s, l) for s in SPLITS for l in LABELS]
+    if config["export"]["microwakeword"]:
+        targets.append(f"{RESULTS}/microwakeword")
+    if config["augment"]["enabled"] and "augment" in workflow._rules:  # TEMP until augment lands
+        targets += [f"{RESULTS}/augmented/{l}" for l in LABELS]
+    return targets
 
 
 def print_summary():

@@ -1,5 +1,6 @@
 """The real Snakemake workflow, end to end, in temporary folders, and its reruns."""
 
+import json
 import os
 import shutil
 import time
@@ -52,6 +53,21 @@ def test_end_to_end_outputs(workspace):
     assert seen == 16
     summary = (work / "results" / "summary.txt").read_text()
     assert "files seen: 16   ok: 16   rejected: 0" in summary
+    # the split stores: every ok clip in exactly one split, bytes equal to its shard store
+    report = json.loads((work / "results" / "split" / "report.json").read_text())
+    assert report["leakage_check"]["passed"] and report["seed"] == cfg["seed"]
+    placed = {}
+    for split in ("train", "validation", "test"):
+        for label in ("positive", "background"):
+            out = work / "results" / "mmap" / split / label
+            for cid, x in RaggedStore(out / "features").items():
+                assert cid not in placed
+                placed[cid] = x.tobytes()
+    assert sorted(placed) == sorted(r["clip_id"] for r in rows)
+    for corpus in ("speech", "noise"):
+        for shard in (work / "results" / "shards" / corpus).iterdir():
+            for cid, x in RaggedStore(shard / "features").items():
+                assert placed[cid] == x.tobytes()
 
 
 def test_nothing_changed_nothing_to_do(workspace):
@@ -59,12 +75,18 @@ def test_nothing_changed_nothing_to_do(workspace):
     assert planned_jobs(work) == []
 
 
+#: every (split, label) pair of the test config: speech is positive, noise is background
+ASSEMBLED = 3 * 2
+
+
 def _assert_one_shard_reruns(work, relpath):
     jobs = planned_jobs(work)
-    assert by_rule(jobs) == {"convert": 1, "features": 1, "summary": 1, "all": 1}, jobs
+    assert by_rule(jobs) == {
+        "convert": 1, "features": 1, "embed": 1, "cluster_split": 1, "assemble": ASSEMBLED, "summary": 1, "all": 1,
+    }, jobs
     shard = _shard(relpath, work)
-    assert [w for r, w in jobs if r == "convert"] == [{"corpus": "speech", "shard": shard}]
-    assert [w for r, w in jobs if r == "features"] == [{"corpus": "speech", "shard": shard}]
+    for rule in ("convert", "features", "embed"):
+        assert [w for r, w in jobs if r == rule] == [{"corpus": "speech", "shard": shard}], rule
     run_snakemake(work)
     assert planned_jobs(work) == []
 
@@ -93,7 +115,7 @@ def test_feature_parameter_reruns_features_not_conversion(workspace):
     (work / "config.yaml").write_text(yaml.safe_dump(changed))
     try:
         jobs = planned_jobs(work)
-        assert by_rule(jobs) == {"features": n_shards, "summary": 1, "all": 1}, jobs
+        assert by_rule(jobs) == {"features": n_shards, "assemble": ASSEMBLED, "summary": 1, "all": 1}, jobs
     finally:
         (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     assert planned_jobs(work) == []

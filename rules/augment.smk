@@ -1,0 +1,29 @@
+rule augment:
+    input:
+        features=f"{RESULTS}/mmap/train/{{label}}/features",
+    output:
+        augmented=directory(f"{RESULTS}/augmented/{{label}}"),
+    log:
+        f"{RESULTS}/logs/augment/{{label}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/augment/{{label}}.tsv"
+    wildcard_constraints:
+        label="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    params:
+        device=config["augment"]["device"],
+        copies=config["augment"]["copies"],
+        time_masks=config["augment"]["time_masks"],
+        time_mask_max=config["augment"]["time_mask_max"],
+        freq_masks=config["augment"]["freq_masks"],
+        freq_mask_max=config["augment"]["freq_mask_max"],
+        mask_value=config["augment"]["mask_value"],
+        seed=config["seed"] if config["augment"]["seed"] is None else config["augment"]["seed"],
+        batch_items=config["augment"]["batch_items"],
+        shard_items=config["augment"]["shard_items"],
+    threads: 1
+    resources:
+        gpu=1 if config["augment"]["device"] == "cuda" else 0,
+    conda:
+        "../envs/augment.yaml"
+    script:
+        "../scripts/augment.py"
