@@ -151,3 +151,19 @@ def test_leakage_audit_flags_duplicates():
     assert audit["checked"] == 2
     assert audit["per_split_label"]["test/positive"]["above"] == 1
     assert audit["worst_pairs"][0]["clip"] == "c/9" and audit["worst_pairs"][0]["nearest_train_clip"] == "c/0"
+
+
+def test_duplicate_content_shares_a_group_and_is_used_once():
+    from wakeprep.split import merge_duplicate_content
+
+    clips = [Clip(f"bg/{i}", "bg", "background", 2.0, sha256=f"h{i}") for i in range(30)]
+    clips.append(Clip("bg/copy_of_3", "bg", "background", 2.0, sha256="h3"))
+    clips.append(Clip("other/copy_of_3", "other", "background", 2.0, sha256="h3"))
+    assign_groups(clips, {}, None)
+    dups = merge_duplicate_content(clips)
+    assert dups == [{"clip": "bg/copy_of_3", "same_as": "bg/3"}, {"clip": "other/copy_of_3", "same_as": "bg/3"}]
+    split_groups(clips, RATIOS, seed=0)
+    copies = [c for c in clips if c.sha256 == "h3"]
+    assert len({c.group for c in copies}) == 1 and len({c.split for c in copies}) == 1
+    assert [c.use for c in copies] == [1, 0, 0]
+    assert check_no_leak(clips) == []

@@ -132,3 +132,17 @@ def test_merge(tmp_path):
         w.append("z", np.zeros(2, np.float32))
     with pytest.raises(StoreError, match="cannot merge"):
         merge_stores([tmp_path / "part0", tmp_path / "f"], tmp_path / "mixed")
+
+
+def test_leftovers_of_a_killed_writer_are_removed(tmp_path):
+    target = tmp_path / "store"
+    dead = tmp_path / ".store.tmp-999999999-deadbeef"  # a pid that does not exist
+    dead.mkdir()
+    (dead / "data.bin").write_bytes(b"partial")
+    old = tmp_path / ".store.old-12345678"
+    old.mkdir()
+    other = tmp_path / ".other.tmp-999999999-x"  # another target's: not ours to remove
+    other.mkdir()
+    with RaggedWriter(target, np.int16) as w:
+        w.append("a", np.ones(2, np.int16))
+    assert sorted(os.listdir(tmp_path)) == [".other.tmp-999999999-x", "store"]

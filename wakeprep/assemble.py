@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from .features import dequantise
-from .store import RaggedStore, _replace_dir, merge_stores
+from .store import RaggedStore, merge_stores, replace_dir, temp_sibling
 from .table import read_table, write_table
 
 log = logging.getLogger("wakeprep")
@@ -37,8 +35,7 @@ def assemble(split_table, split: str, label: str, feature_stores, audio_stores, 
     out_dir = Path(out_dir)
     rows = selected_ids(split_table, split, label)
     ids = [r["clip_id"] for r in rows]
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    tmp.mkdir(parents=True)
+    tmp = temp_sibling(out_dir)
     try:
         attrs = {"split": split, "label": label, "seed": seed}
         feat_sources = [p for p in feature_stores if len(RaggedStore(p))]
@@ -56,7 +53,7 @@ def assemble(split_table, split: str, label: str, feature_stores, audio_stores, 
         frames = RaggedStore(tmp / "features").lengths
         index = [{**r, "frames": int(n)} for r, n in zip(rows, frames)]
         write_table(tmp / "clips.tsv", index, INDEX_COLUMNS)
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -76,8 +73,7 @@ def export_microwakeword(assembled: dict, out_dir, batch_size: int = 256) -> dic
     from mmap_ninja.ragged import RaggedMmap
 
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    tmp.mkdir(parents=True)
+    tmp = temp_sibling(out_dir)
     counts = {}
     try:
         for (split, label), folder in sorted(assembled.items()):
@@ -95,7 +91,7 @@ def export_microwakeword(assembled: dict, out_dir, batch_size: int = 256) -> dic
                     verbose=False,
                 )
             counts[f"{label}/{sub}"] = len(store)
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -46,6 +46,8 @@ class Clip:
     group: str = ""
     split: str = ""
     use: int = 1
+    sha256: str = ""
+    note: str = ""
 
 
 @dataclass
@@ -82,6 +84,37 @@ def assign_groups(clips: list[Clip], emb_index: dict[str, int], cluster_labels: 
                 c.group = f"clu:{k:07d}"
         else:
             c.group = f"clip:{c.clip_id}"
+
+
+def merge_duplicate_content(clips: list[Clip]) -> list[dict]:
+    """Clips with identical source bytes (same sha256) share one group, so they land in
+    one split; all but the first (by clip id) are marked ``use = 0``. Returns the
+    duplicates found, as ``{"clip", "same_as"}`` records."""
+    first: dict[str, Clip] = {}
+    parent: dict[str, str] = {}
+
+    def find(g: str) -> str:
+        while parent.get(g, g) != g:
+            g = parent[g]
+        return g
+
+    dups = []
+    for c in sorted(clips, key=lambda c: c.clip_id):
+        if not c.sha256:
+            continue
+        if c.sha256 in first:
+            keep = first[c.sha256]
+            a, b = find(keep.group), find(c.group)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+            c.use = 0
+            c.note = f"duplicate_content of {keep.clip_id}"
+            dups.append({"clip": c.clip_id, "same_as": keep.clip_id})
+        else:
+            first[c.sha256] = c
+    for c in clips:
+        c.group = find(c.group)
+    return dups
 
 
 def split_groups(clips: list[Clip], ratios: dict[str, float], seed: int) -> list[str]:
@@ -153,7 +186,7 @@ def cap_train_groups(clips: list[Clip], cap: int, strategy: str, seed: int, emb_
         return 0
     buckets: dict[tuple, list[Clip]] = defaultdict(list)
     for c in clips:
-        if c.split == "train":
+        if c.split == "train" and c.use:
             buckets[(c.group, c.label)].append(c)
     dropped = 0
     for key in sorted(buckets):
@@ -183,6 +216,7 @@ def cap_train_groups(clips: list[Clip], cap: int, strategy: str, seed: int, emb_
         for i, c in enumerate(members):
             if i not in keep_set:
                 c.use = 0
+                c.note = "over max_train_clips_per_group"
                 dropped += 1
     return dropped
 
@@ -301,7 +335,7 @@ def to_json(obj) -> str:
     return json.dumps(obj, indent=1, sort_keys=True) + "\n"
 
 
-SPLIT_COLUMNS = ["clip_id", "corpus", "label", "group", "split", "use", "duration_s", "source", "speaker"]
+SPLIT_COLUMNS = ["clip_id", "corpus", "label", "group", "split", "use", "note", "duration_s", "source", "speaker", "sha256"]
 
 
 def load_clips(tables) -> list[Clip]:
@@ -314,7 +348,8 @@ def load_clips(tables) -> list[Clip]:
             if r["status"] != "ok":
                 continue
             clips.append(
-                Clip(r["clip_id"], r["corpus"], r["label"], float(r["duration_s"]), r["source"], r["speaker"], r["split"])
+                Clip(r["clip_id"], r["corpus"], r["label"], float(r["duration_s"]), r["source"], r["speaker"],
+                     r["split"], sha256=r["sha256"])
             )
     clips.sort(key=lambda c: c.clip_id)
     return clips
@@ -357,6 +392,7 @@ def run_cluster_split(tables, embedding_stores, out_table, out_report, *, seed: 
         info = {k: v for k, v in info.items() if not k.endswith("_s")}  # timings vary run to run
         info["embedded_clips"] = int(len(emb))
     assign_groups(clips, emb_index, labels)
+    duplicates = merge_duplicate_content(clips)
     warnings = split_groups(clips, ratios, seed)
     dropped = cap_train_groups(clips, cap, cap_strategy, seed, emb_index, emb)
     leaks = check_no_leak(clips)
@@ -377,6 +413,7 @@ def run_cluster_split(tables, embedding_stores, out_table, out_report, *, seed: 
         "groups": group_size_stats(clips),
         "splits": summarise_split(clips),
         "capped_train_clips": dropped,
+        "duplicate_content": {"clips": len(duplicates), "first": duplicates[:50]},
         "warnings": warnings,
         "leakage_check": {"groups_in_several_splits": leaks, "passed": not leaks},
         "leakage_audit": leakage_audit(clips, emb_index, emb, leakage_similarity, worst_pairs),

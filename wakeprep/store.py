@@ -54,7 +54,45 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
+def remove_stale_temporaries(target: Path) -> None:
+    """Remove what an interrupted writer of ``target`` left beside it (``.NAME.tmp-*``,
+    ``.NAME.old-*``) when the process that made it is gone."""
+    for p in target.parent.glob(f".{target.name}.*"):
+        rest = p.name[len(target.name) + 2 :]
+        kind, _, tail = rest.partition("-")
+        if kind not in ("tmp", "old"):
+            continue
+        pid = tail.split("-", 1)[0]
+        if kind == "tmp" and pid.isdigit() and _alive(int(pid)):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def temp_sibling(target) -> Path:
+    """A new empty folder beside ``target`` to build it in (``.NAME.tmp-PID-RANDOM``),
+    after removing what interrupted writers of ``target`` left there. Move it into
+    place with :func:`replace_dir`."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    return tmp
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
     """Move folder ``tmp`` to ``target``, replacing whatever is there."""
     old = None
     if target.is_symlink() or target.is_file():
@@ -99,9 +137,7 @@ class RaggedWriter:
         self.dtype = np.dtype(dtype)
         self.row_shape = tuple(int(s) for s in row_shape)
         self.attrs = dict(attrs or {})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        self._tmp.mkdir()
+        self._tmp = temp_sibling(self.path)
         self._data = open(self._tmp / DATA, "wb", buffering=_BUFFER_BYTES)
         self._ids = open(self._tmp / IDS, "w", encoding="utf-8", newline="\n")
         self._lengths: list[int] = []
@@ -166,7 +202,7 @@ class RaggedWriter:
             f.flush()
             os.fsync(f.fileno())
         _fsync_dir(self._tmp)
-        _replace_dir(self._tmp, self.path)
+        replace_dir(self._tmp, self.path)
         self._closed = True
         return self.path
 
@@ -325,3 +361,6 @@ def merge_stores(
                 k, i = where[item_id]
                 w.append(item_id, stores[k][i])
     return Path(target)
+
+
+_replace_dir = replace_dir  # old name, still used by wakeprep.augment while it is being written
