@@ -54,3 +54,50 @@ def test_snakemake_stops_with_the_message(tmp_path):
     proc = run_snakemake(tmp_path, "--dry-run", config=cfg, check=False)
     assert proc.returncode != 0
     assert "corpora[0].label: 'postive' is not one of" in proc.stdout + proc.stderr
+
+
+def _leaves(schema, path=()):
+    """Every property of the schema, with its JSON-schema node."""
+    for key, node in schema.get("properties", {}).items():
+        yield path + (key,), node
+        if node.get("type") == "object":
+            yield from _leaves(node, path + (key,))
+    if "items" in schema and schema["items"].get("type") == "object":
+        yield from _leaves(schema["items"], path + (0,))
+
+
+def _bad_value(node):
+    t = node.get("type")
+    if "enum" in node or "const" in node:
+        return "no-such-choice"
+    if isinstance(t, list):
+        return {"wrong": "type"}
+    return {"integer": "x", "number": "x", "boolean": "maybe", "string": 12, "array": "x", "object": 5}[t]
+
+
+def _set(cfg, path, value):
+    node = cfg
+    for p in path[:-1]:
+        if isinstance(p, int):
+            node = node[p]
+        else:
+            node = node.setdefault(p, {})
+    node[path[-1]] = value
+
+
+def test_every_key_in_the_schema_names_itself_when_bad(tmp_path):
+    import yaml
+
+    from wakeprep.config import key_path
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    leaves = list(_leaves(schema))
+    assert len(leaves) > 40  # the whole schema, not a sample
+    for path, node in leaves:
+        cfg = base(tmp_path)
+        cfg["split"] = {"ratios": {"train": 0.8, "validation": 0.1, "test": 0.1}}
+        _set(cfg, path, _bad_value(node))
+        with pytest.raises(ConfigError) as e:
+            check_config(cfg, SCHEMA)
+        lines = str(e.value).splitlines()[1:]
+        assert len(lines) == 1 and lines[0].strip().startswith(key_path(path) + ":"), (path, lines)

@@ -169,7 +169,9 @@ def embed_store(audio_store, out_store, embedder, batch_size: int = 16, threads:
     """Embed every clip of an audio store into a store of ``(1, dim)`` float32 rows.
 
     Clips are sorted by length within the shard before batching (less padding) and
-    written back in store order. Returns the number of clips.
+    written back in store order. ``threads`` sets torch's intra-op threads; the float
+    rounding depends on it, so keep it fixed for byte-identical reruns. Returns the
+    number of clips.
     """
     import logging
 
