@@ -15,6 +15,7 @@ include: "rules/convert.smk"
 include: "rules/features.smk"
 include: "rules/speakers.smk"
 include: "rules/assemble.smk"
+include: "rules/augment.smk"
 include: "rules/summary.smk"
 
 

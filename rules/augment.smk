@@ -1,14 +1,12 @@
 rule augment:
     input:
-        features=f"{RESULTS}/mmap/train/{{label}}/features",
+        assembled=f"{RESULTS}/mmap/train/{{label}}",
     output:
         augmented=directory(f"{RESULTS}/augmented/{{label}}"),
     log:
         f"{RESULTS}/logs/augment/{{label}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/augment/{{label}}.tsv"
-    wildcard_constraints:
-        label="[A-Za-z0-9][A-Za-z0-9_.-]*",
     params:
         device=config["augment"]["device"],
         copies=config["augment"]["copies"],

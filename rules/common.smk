@@ -81,7 +81,7 @@ def all_targets(wildcards):
     targets += [assembled(s, l) for s in SPLITS for l in LABELS]
     if config["export"]["microwakeword"]:
         targets.append(f"{RESULTS}/microwakeword")
-    if config["augment"]["enabled"] and "augment" in workflow._rules:  # TEMP until augment lands
+    if config["augment"]["enabled"]:
         targets += [f"{RESULTS}/augmented/{l}" for l in LABELS]
     return targets
 

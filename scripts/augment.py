@@ -1,10 +1,12 @@
+from pathlib import Path
+
 from wakeprep.augment import augment_store
 from wakeprep.logs import script_logging
 
 with script_logging(snakemake.log[0]):
     p = snakemake.params
     augment_store(
-        snakemake.input.features,
+        Path(snakemake.input.assembled, "features"),  # rule assemble's folder holds features/, audio/, clips.tsv
         snakemake.output.augmented,
         copies=p.copies,
         time_masks=p.time_masks,

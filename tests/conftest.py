@@ -62,6 +62,7 @@ def workflow_config(corpora: dict, **overrides) -> dict:
         "seed": 7,
         "shard_size": 4,
         "demo": {"generate": False},
+        "augment": {"device": "cpu"},  # CI has no GPU; the GPU path has its own tests
         "corpora": [
             {"name": "speech", "path": str(corpora["speech"]), "label": "positive", "speaker_regex": "^([^/]+)/"},
             {"name": "noise", "path": str(corpora["noise"]), "label": "background"},

@@ -46,7 +46,6 @@ def corpus(tmp_path_factory, have_espeak):
     rng = np.random.default_rng(1)
     write_audio(corpora["noise"] / "long.flac", (rng.standard_normal(16000 * 240) * 0.05).astype(np.float32), 16000, "FLAC")
     cfg = workflow_config(corpora)
-    cfg["augment"] = {"enabled": False}
     return root, cfg
 
 

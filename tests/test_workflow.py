@@ -82,7 +82,8 @@ ASSEMBLED = 3 * 2
 def _assert_one_shard_reruns(work, relpath):
     jobs = planned_jobs(work)
     assert by_rule(jobs) == {
-        "convert": 1, "features": 1, "embed": 1, "cluster_split": 1, "assemble": ASSEMBLED, "summary": 1, "all": 1,
+        "convert": 1, "features": 1, "embed": 1, "cluster_split": 1, "assemble": ASSEMBLED, "augment": 2,
+        "summary": 1, "all": 1,
     }, jobs
     shard = _shard(relpath, work)
     for rule in ("convert", "features", "embed"):
@@ -115,7 +116,7 @@ def test_feature_parameter_reruns_features_not_conversion(workspace):
     (work / "config.yaml").write_text(yaml.safe_dump(changed))
     try:
         jobs = planned_jobs(work)
-        assert by_rule(jobs) == {"features": n_shards, "assemble": ASSEMBLED, "summary": 1, "all": 1}, jobs
+        assert by_rule(jobs) == {"features": n_shards, "assemble": ASSEMBLED, "augment": 2, "summary": 1, "all": 1}, jobs
     finally:
         (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     assert planned_jobs(work) == []
@@ -167,4 +168,23 @@ def test_demo_config_runs(tmp_path, have_espeak):
     assert (work / "demo" / "positive").is_dir()
     summary = (work / "results" / "summary.txt").read_text()
     assert "files seen: 66   ok: 66" in summary
+    assert planned_jobs(work) == []
+
+
+def test_augment_on_cuda_without_gpu_fails_clearly(workspace):
+    """No silent CPU fallback: device cuda on a machine without a usable GPU stops the rule."""
+    from wakeprep.augment import gpu_status
+
+    if gpu_status()[0]:
+        pytest.skip("a GPU is usable here")
+    work, _, cfg = workspace
+    (work / "config.yaml").write_text(yaml.safe_dump(dict(cfg, augment={"device": "cuda"})))
+    try:
+        proc = run_snakemake(work, "results/augmented/positive", check=False)
+        assert proc.returncode != 0
+        log = (work / "results" / "logs" / "augment" / "positive.log").read_text()
+        assert "no usable GPU was found" in log and "augment.device: cpu" in log, log
+    finally:
+        (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+        run_snakemake(work)
     assert planned_jobs(work) == []

@@ -361,6 +361,3 @@ def merge_stores(
                 k, i = where[item_id]
                 w.append(item_id, stores[k][i])
     return Path(target)
-
-
-_replace_dir = replace_dir  # old name, still used by wakeprep.augment while it is being written
