@@ -65,7 +65,7 @@ wildcard_constraints:
 def shard_paths(pattern, corpora=None):
     """``pattern`` (with {corpus} and {shard}) expanded over every shard of ``corpora``
     (default: every corpus)."""
-    return [pattern.format(corpus=c, shard=s) for c in (corpora or CORPORA) for s in shards_of(c)]
+    return [pattern.format(corpus=c, shard=s) for c in (CORPORA if corpora is None else corpora) for s in shards_of(c)]
 
 
 def corpora_with_label(label):

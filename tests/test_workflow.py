@@ -51,6 +51,9 @@ def test_end_to_end_outputs(workspace):
                 np.testing.assert_array_equal(feats[cid], micro_features_u16(samples))
                 seen += 1
     assert seen == 16
+    # only speech labels are embedded
+    assert all((d / "embeddings").is_dir() for d in (work / "results" / "shards" / "speech").iterdir())
+    assert not any((d / "embeddings").exists() for d in (work / "results" / "shards" / "noise").iterdir())
     summary = (work / "results" / "summary.txt").read_text()
     assert "files seen: 16   ok: 16   rejected: 0" in summary
     # the split stores: every ok clip in exactly one split, bytes equal to its shard store
