@@ -1,11 +1,15 @@
 # Everything that is not a rule: config validation, corpus scan, input functions.
 import json
+import os
 import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the wakeprep package, also when not installed
+# envs/*.yaml install the package with `-e ${WAKEPREP_ROOT}`: conda runs pip from a copy of
+# the env file under .snakemake/conda, where a relative path would point elsewhere.
+os.environ.setdefault("WAKEPREP_ROOT", workflow.basedir)
 
 from wakeprep.config import ConfigError, check_config, demo_generates
 from wakeprep.corpus import existing_shards, scan_corpus, write_manifests
