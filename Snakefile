@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/convert.smk"
@@ -17,6 +20,7 @@ include: "rules/speakers.smk"
 include: "rules/assemble.smk"
 include: "rules/augment.smk"
 include: "rules/summary.smk"
+include: "rules/report.smk"
 
 
 rule all:

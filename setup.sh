@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 if command -v apt-get >/dev/null 2>&1; then
     $SUDO apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        espeak-ng sox libsox-fmt-all >/dev/null
+        espeak-ng sox libsox-fmt-all chromium >/dev/null
 else
     echo "setup.sh: no apt-get here; install espeak-ng and sox (with its format plugins) yourself" >&2
 fi

@@ -83,6 +83,7 @@ def assembled(split, label):
 def all_targets(wildcards):
     targets = [f"{RESULTS}/summary.txt", f"{RESULTS}/split/report.json"]
     targets += [assembled(s, l) for s in SPLITS for l in LABELS]
+    targets.append(f"{RESULTS}/report/summary.html")
     if config["export"]["microwakeword"]:
         targets.append(f"{RESULTS}/microwakeword")
     if config["augment"]["enabled"]:

@@ -2,6 +2,8 @@ rule summary:
     input:
         tables=lambda w: shard_paths(f"{SHARD}/clips.tsv"),
         features=lambda w: shard_paths(f"{SHARD}/features"),
+        split=f"{RESULTS}/split/split.tsv",
+        split_report=f"{RESULTS}/split/report.json",
     output:
         clips=f"{RESULTS}/clips.tsv",
         summary=f"{RESULTS}/summary.txt",

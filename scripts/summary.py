@@ -2,4 +2,11 @@ from wakeprep.logs import script_logging
 from wakeprep.summary import write_summary
 
 with script_logging(snakemake.log[0]):
-    write_summary(snakemake.input.tables, snakemake.output.clips, snakemake.output.summary, snakemake.output.json)
+    write_summary(
+        snakemake.input.tables,
+        snakemake.output.clips,
+        snakemake.output.summary,
+        snakemake.output.json,
+        split_table=snakemake.input.split,
+        split_report=snakemake.input.split_report,
+    )

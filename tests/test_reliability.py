@@ -18,7 +18,7 @@ from wakeprep.store import RaggedStore
 pytestmark = pytest.mark.slow
 
 #: Outputs that legitimately differ between runs: logs and timings, and Snakemake's own marker.
-VOLATILE = ("logs/", "benchmarks/")
+VOLATILE = ("logs/", "benchmarks/", "report/runtimes.")
 
 
 def checksums(work: Path) -> dict:

@@ -86,7 +86,7 @@ def _assert_one_shard_reruns(work, relpath):
     jobs = planned_jobs(work)
     assert by_rule(jobs) == {
         "convert": 1, "features": 1, "embed": 1, "cluster_split": 1, "assemble": ASSEMBLED, "augment": 2,
-        "summary": 1, "all": 1,
+        "summary": 1, "report": 1, "all": 1,
     }, jobs
     shard = _shard(relpath, work)
     for rule in ("convert", "features", "embed"):
@@ -119,7 +119,7 @@ def test_feature_parameter_reruns_features_not_conversion(workspace):
     (work / "config.yaml").write_text(yaml.safe_dump(changed))
     try:
         jobs = planned_jobs(work)
-        assert by_rule(jobs) == {"features": n_shards, "assemble": ASSEMBLED, "augment": 2, "summary": 1, "all": 1}, jobs
+        assert by_rule(jobs) == {"features": n_shards, "assemble": ASSEMBLED, "augment": 2, "summary": 1, "report": 1, "all": 1}, jobs
     finally:
         (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     assert planned_jobs(work) == []
@@ -170,7 +170,7 @@ def test_demo_config_runs(tmp_path, have_espeak):
     run_snakemake(work)
     assert (work / "demo" / "positive").is_dir()
     summary = (work / "results" / "summary.txt").read_text()
-    assert "files seen: 66   ok: 66" in summary
+    assert "files seen: 106   ok: 106" in summary
     assert planned_jobs(work) == []
 
 

@@ -31,7 +31,10 @@ NEGATIVE_PHRASES = [
     "set a timer for the oven",
 ]
 HARD_NEGATIVE_PHRASES = ["hey jarvin", "hey travis", "hey service", "a jar of peas"]
-VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-us+f3", "en-gb-x-rp+f4"]
+#: Voices a speaker encoder tells apart (espeak-ng's accents alone sound like one speaker to
+#: Resemblyzer; see docs/clustering.md), so that the demo's split has speakers to spread.
+VOICES = ["en-us", "en-us+f3", "en-029+f2", "en-us+Annie", "en-us+Andy", "en-us+klatt",
+          "en-us+steph", "en-us+Marco", "en-us+grandma", "en-us+Lee"]
 
 #: (extension, soundfile format, subtype, sample rate, channels): cycled over clips.
 VARIANTS = [

@@ -1,13 +1,20 @@
-"""The run summary: files seen, ok and rejected (by reason), hours per corpus and label."""
+"""The run summary: files seen, ok and rejected (by reason), hours per corpus and label,
+clips and hours per split and label, speaker groups and the leakage check.
+
+Written by rule ``summary`` to ``results/summary.txt`` (printed at the end of every run)
+and ``results/summary.json``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from .split import SPLITS
 from .table import read_table, write_table
 
 
@@ -42,6 +49,73 @@ def summarise(rows) -> dict:
     }
 
 
+def group_kind(group: str) -> str:
+    """Kind of a speaker group id: ``spk`` (known speaker), ``clu`` (embedding cluster),
+    ``clip`` (a clip on its own); see :mod:`wakeprep.split`."""
+    return group.split(":", 1)[0]
+
+
+def summarise_split(rows, split_report: dict | None = None) -> dict:
+    """Clips and hours per split and label, and speaker groups, from split table rows.
+
+    Parameters
+    ----------
+    rows : iterable of dict
+        Rows of ``results/split/split.tsv`` as read by :func:`read_table`.
+    split_report : dict, optional
+        ``results/split/report.json``; adds the leakage check and audit.
+
+    Returns
+    -------
+    dict
+        ``splits`` (``{split: {label: {clips, hours, unused}}}`` for every split and
+        every label of the table, zeros included; unused clips (``use`` 0: duplicate
+        content, or over the per-group cap of training clips) are not counted in
+        ``clips`` and ``hours``),
+        ``groups`` (count, largest, median, count per kind) and ``leakage`` (None
+        without ``split_report``).
+    """
+    splits: dict = defaultdict(lambda: defaultdict(lambda: {"clips": 0, "hours": 0.0, "unused": 0}))
+    sizes: Counter = Counter()
+    for row in rows:
+        cell = splits[row["split"]][row["label"]]
+        if row["use"] == "1":
+            cell["clips"] += 1
+            cell["hours"] += float(row["duration_s"]) / 3600
+        else:
+            cell["unused"] += 1
+        sizes[row["group"]] += 1
+    labels = sorted({l for per in splits.values() for l in per})
+    for split in SPLITS:  # every split and label, so that an empty one shows as 0
+        for label in labels:
+            splits[split][label]  # noqa: B018 (creates the zero cell)
+    order = {s: i for i, s in enumerate(SPLITS)}
+    out_splits = {
+        s: {l: {**v, "hours": round(v["hours"], 6)} for l, v in sorted(per.items())}
+        for s, per in sorted(splits.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+    }
+    n = sorted(sizes.values())
+    kinds = Counter(group_kind(g) for g in sizes)
+    groups = {
+        "groups": len(n),
+        "largest": n[-1] if n else 0,
+        "median": float(statistics.median(n)) if n else 0.0,
+        "by_kind": {k: kinds.get(k, 0) for k in ("spk", "clu", "clip")},
+    }
+    leakage = None
+    if split_report is not None:
+        check = split_report.get("leakage_check", {})
+        audit = split_report.get("leakage_audit", {})
+        leakage = {
+            "passed": bool(check.get("passed")),
+            "groups_in_several_splits": len(check.get("groups_in_several_splits", [])),
+            "audit_checked": int(audit.get("checked", 0)),
+            "audit_above": sum(int(v.get("above", 0)) for v in audit.get("per_split_label", {}).values()),
+            "audit_threshold": audit.get("threshold"),
+        }
+    return {"splits": out_splits, "groups": groups, "leakage": leakage}
+
+
 def format_summary(s: dict) -> str:
     lines = ["wakeprep summary", "================"]
     lines.append(f"files seen: {s['files']}   ok: {s['ok']}   rejected: {s['rejected']}")
@@ -57,6 +131,28 @@ def format_summary(s: dict) -> str:
     lines.append(f"{'label':<14} {'clips':>7} {'hours':>9}")
     for label, v in s["labels"].items():
         lines.append(f"{label:<14} {v['clips']:>7} {v['hours']:>9.4f}")
+    if "splits" in s:
+        lines.append("")
+        lines.append(f"{'split':<11} {'label':<14} {'clips':>7} {'hours':>9} {'unused':>7}")
+        for split, per in s["splits"].items():
+            for label, v in per.items():
+                lines.append(f"{split:<11} {label:<14} {v['clips']:>7} {v['hours']:>9.4f} {v['unused']:>7}")
+        g = s["groups"]
+        k = g["by_kind"]
+        lines.append("")
+        lines.append(
+            f"speaker groups: {g['groups']} (known speakers {k['spk']}, clusters {k['clu']}, "
+            f"single clips {k['clip']}); largest {g['largest']} clips, median {g['median']:g}"
+        )
+        leak = s.get("leakage")
+        if leak is not None:
+            state = "passed" if leak["passed"] else f"FAILED ({leak['groups_in_several_splits']} groups in several splits)"
+            lines.append(f"leakage check: {state}")
+            if leak["audit_threshold"] is not None:
+                lines.append(
+                    f"leakage audit: {leak['audit_above']} of {leak['audit_checked']} validation/test clips "
+                    f"have a training clip more similar than {leak['audit_threshold']}"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -66,15 +162,27 @@ def _atomic_write(path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
     os.replace(tmp, path)
 
 
-def write_summary(tables, clips_out, text_out, json_out) -> dict:
-    """Merge the shard tables into ``clips_out`` (sorted by clip id) and write the summary."""
+def write_summary(tables, clips_out, text_out, json_out, split_table=None, split_report=None) -> dict:
+    """Merge the shard tables into ``clips_out`` (sorted by clip id) and write the summary.
+
+    With ``split_table`` (``results/split/split.tsv``) the summary also counts clips and
+    hours per split and label and the speaker groups; with ``split_report``
+    (``results/split/report.json``) it adds the leakage check.
+    """
     rows = sorted((r for t in tables for r in read_table(t)), key=lambda r: r["clip_id"])
 
     write_table(clips_out, rows)
     s = summarise(rows)
+    if split_table is not None:
+        report = None
+        if split_report is not None:
+            with open(split_report, encoding="utf-8") as f:
+                report = json.load(f)
+        s.update(summarise_split(read_table(split_table), report))
     _atomic_write(json_out, json.dumps(s, indent=1, sort_keys=True) + "\n")
     _atomic_write(text_out, format_summary(s))
     return s
