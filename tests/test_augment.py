@@ -339,16 +339,6 @@ def test_cuda_without_gpu_fails_clearly(tmp_path):
     assert not (tmp_path / "out").exists(), "nothing written, no CPU fallback"
 
 
-def test_env_file_provides_the_rules_imports():
-    env = yaml.safe_load((REPO / "envs" / "augment.yaml").read_text())
-    deps = [d for d in env["dependencies"] if isinstance(d, str)]
-    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    names = {d.split()[0].split("=")[0] for d in deps}
-    assert {"python", "numpy", "cupy"} <= names and "-e ../" in pip
-    rule = (REPO / "rules" / "augment.smk").read_text()
-    assert '"../envs/augment.yaml"' in rule and '"../scripts/augment.py"' in rule
-
-
 # --------------------------------------------------------------------------- the rule
 
 
