@@ -194,6 +194,8 @@ def test_page_renders_in_headless_chromium(reported, tmp_path):
         browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         "--window-size=1280,2000",
+        # let the page's scripts finish before the shot, however loaded the machine is
+        "--virtual-time-budget=20000", "--run-all-compositor-stages-before-draw",
     ]
     proc = subprocess.run(
         [*common, f"--user-data-dir={tmp_path / 'profile1'}", f"--screenshot={shot}", page.as_uri()],

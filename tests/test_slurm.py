@@ -146,6 +146,8 @@ def _outputs(results: Path) -> dict[str, Path]:
         rel = p.relative_to(results)
         if p.is_dir() or rel.parts[0] in ("logs", "benchmarks") or p.name == ".snakemake_timestamp":
             continue
+        if rel.as_posix().startswith("report/runtimes."):  # run times, from the benchmark files
+            continue
         files[str(rel)] = p
     return files
 
