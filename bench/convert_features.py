@@ -112,8 +112,8 @@ def run_workflow(corpus: Path, work: Path, cores: int, shard_size: int) -> float
         "augment": {"enabled": False},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
-    # the target stops after convert, features and summary
-    cmd = ["snakemake", "results/summary.txt", "-s", str(REPO / "Snakefile"), "-d", str(work),
+    # --until features: convert and features of every shard, nothing after them
+    cmd = ["snakemake", "--until", "features", "-s", str(REPO / "Snakefile"), "-d", str(work),
            "--cores", str(cores), "--quiet", "all"]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=work, stdout=subprocess.DEVNULL)
