@@ -3,7 +3,7 @@
 Usage::
 
     python3 bench/snakemake_overhead.py --files 10000,100000
-    python3 bench/snakemake_overhead.py --small              # 500 files (CI smoke run)
+    python3 bench/snakemake_overhead.py --small              # 200 files (CI smoke run)
 
 For each size: a corpus of N tiny WAV files (0.1 s each, background label, so no
 embedding), one full run, then the timings that matter day to day:
@@ -99,7 +99,7 @@ def main() -> None:
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
-    sizes = [500] if args.small else [int(x) for x in args.files.split(",")]
+    sizes = [200] if args.small else [int(x) for x in args.files.split(",")]
     root = args.workdir or Path(tempfile.mkdtemp(prefix="wakeprep-overhead-"))
     rows = []
     for n in sizes:
