@@ -94,3 +94,14 @@ def test_clip_ids_are_printable_and_speakers_extracted():
     assert speaker_from_path("spk1/take.wav", r"^([^/]+)/") == "spk1"
     assert speaker_from_path("p225_003.wav", r"(?P<speaker>p\d+)_") == "p225"
     assert speaker_from_path("x.wav", r"^([^/]+)/") == ""
+
+
+def test_manifest_lines_are_plain_json():
+    import json
+
+    from wakeprep.corpus import ManifestEntry, manifest_text
+
+    entries = [ManifestEntry("a/b c.wav", 10, 123), ManifestEntry(os.fsdecode(b"x\xff\t\".wav"), -1, 0)]
+    text = manifest_text(entries)
+    assert text == "".join(json.dumps(e.to_dict(), sort_keys=True) + "\n" for e in entries)
+    assert [ManifestEntry.from_dict(json.loads(line)) for line in text.splitlines()] == entries
