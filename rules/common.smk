@@ -1,21 +1,15 @@
 # Everything that is not a rule: config validation, corpus scan, input functions.
 import json
-import os
 import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # the wakeprep package, also when not installed
-# ... and in the jobs (scripts run in new processes, also on cluster nodes): this checkout's
-# package, not whichever copy happens to be installed.
-_others = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != workflow.basedir]
-os.environ["PYTHONPATH"] = os.pathsep.join([workflow.basedir, *_others])
-# envs/*.yaml install the package with `-e ${WAKEPREP_ROOT}`: conda runs pip from a copy of
-# the env file under .snakemake/conda, where a relative path would point elsewhere.
-os.environ.setdefault("WAKEPREP_ROOT", workflow.basedir)
 
-from wakeprep.config import ConfigError, check_config, demo_generates
+from wakeprep.config import ConfigError, check_config, demo_generates, use_checkout
+
+use_checkout(workflow.basedir)  # jobs import this checkout's package; envs install it
 from wakeprep.corpus import existing_shards, scan_corpus, write_manifests
 
 try:

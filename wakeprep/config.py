@@ -82,6 +82,20 @@ def semantic_problems(config: dict, basedir=".") -> list[str]:
     return lines
 
 
+def use_checkout(basedir: str) -> None:
+    """Point the workflow's jobs at the package of the checkout in ``basedir``.
+
+    Scripts run in new processes (on cluster nodes too), which import ``wakeprep`` from
+    ``PYTHONPATH`` first: this checkout's package, not whichever copy is installed.
+    ``WAKEPREP_ROOT`` is what ``envs/*.yaml`` install with ``-e ${WAKEPREP_ROOT}``: conda
+    runs pip from a copy of the env file under ``.snakemake/conda``, where a relative
+    path would point elsewhere.
+    """
+    others = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != basedir]
+    os.environ["PYTHONPATH"] = os.pathsep.join([basedir, *others])
+    os.environ.setdefault("WAKEPREP_ROOT", basedir)
+
+
 def demo_generates(config: dict, path: str) -> bool:
     """Whether ``path`` lies in the demo folder that the workflow generates."""
     demo = config.get("demo") or {}
