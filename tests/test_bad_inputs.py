@@ -14,7 +14,7 @@ from wakeprep.table import read_table
 def make_bad_corpus(root):
     root.mkdir(parents=True, exist_ok=True)
     good = write_audio(root / "good.wav", tone(1.0, 16000), 16000)
-    good2 = write_audio(root / "good2.flac", tone(1.0, 44100), 44100, "FLAC", "PCM_16")
+    write_audio(root / "good2.flac", tone(1.0, 44100), 44100, "FLAC", "PCM_16")
     data = good.read_bytes()
     (root / "truncated_data.wav").write_bytes(data[: len(data) // 2])
     (root / "truncated_header.wav").write_bytes(data[:30])

@@ -18,9 +18,10 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .fileio import atomic_write
 
 LAYOUT = "layout.json"
 MANIFEST_SUFFIX = ".jsonl"
@@ -147,11 +148,7 @@ def _write_if_changed(path: Path, text: str) -> bool:
                 return False
     except (OSError, UnicodeDecodeError):
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
     return True
 
 

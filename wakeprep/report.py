@@ -34,9 +34,7 @@ import io
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +45,8 @@ import numpy as np
 from .features import FEATURE_SCALE
 from .split import SPLITS
 from .store import RaggedStore
-from .summary import _atomic_write, group_kind
+from .fileio import atomic_write
+from .summary import group_kind
 from .table import read_table
 
 log = logging.getLogger("wakeprep")
@@ -118,12 +117,7 @@ def save_png(fig, path) -> Path:
     pal = rgb.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     out = io.BytesIO()
     pal.save(out, format="png", optimize=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(out.getvalue())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, out.getvalue())
 
 
 def write_csv(path, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
@@ -133,7 +127,7 @@ def write_csv(path, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
     w.writerow(header)
     for row in rows:
         w.writerow(_plain(v) for v in row)
-    _atomic_write(path, out.getvalue())
+    atomic_write(path, out.getvalue())
     return Path(path)
 
 
@@ -913,21 +907,21 @@ def write_report(outputs: Mapping[str, object], *, clips, split_table, split_rep
     with open(split_report, encoding="utf-8") as f:
         srep = json.load(f)
 
-    _atomic_write(outputs["summary"], summary_html(summ))
+    atomic_write(outputs["summary"], summary_html(summ))
 
     cscan = scan_clips(clips)
     sscan = scan_split(split_table)
-    _atomic_write(outputs["counts_html"], counts_html(cscan, sscan))
+    atomic_write(outputs["counts_html"], counts_html(cscan, sscan))
     write_csv(outputs["counts_csv"], ["corpus", "label", "split", "clips", "hours", "unused"], counts_rows(sscan))
     plot_hours(sscan, outputs["hours"])
     plot_durations(cscan.durations, outputs["durations"])
 
     plot_rejected(cscan.reasons, outputs["rejected_png"])
-    _atomic_write(outputs["rejected_html"], rejected_html(cscan))
+    atomic_write(outputs["rejected_html"], rejected_html(cscan))
     write_csv(outputs["rejected_csv"], _REJECTED_COLUMNS, ([r[k] for k in _REJECTED_COLUMNS] for r in cscan.rejected))
 
     plot_group_sizes(sscan.group_sizes, outputs["group_sizes"])
-    _atomic_write(outputs["leakage"], leakage_html(srep, summ))
+    atomic_write(outputs["leakage"], leakage_html(srep, summ))
     total = sum(len(RaggedStore(p)) for p in embeddings)
     ids, x = embedding_sample(embeddings, embedding_sample_size, seed)
     plot_embeddings(ids, x, groups_of(split_table, ids), outputs["embeddings"], total=total)
@@ -947,6 +941,6 @@ def write_report(outputs: Mapping[str, object], *, clips, split_table, split_rep
 
     bench = read_benchmarks(benchmarks) if benchmarks is not None else {}
     plot_runtimes(bench, outputs["runtimes_png"])
-    _atomic_write(outputs["runtimes_html"], runtimes_html(bench))
+    atomic_write(outputs["runtimes_html"], runtimes_html(bench))
     write_csv(outputs["runtimes_csv"], RUNTIME_COLUMNS, runtime_rows(bench))
     log.info("report: %d files written", len(OUTPUT_KEYS) - 1 + len(outputs["features"]))

@@ -420,9 +420,9 @@ def run_cluster_split(tables, embedding_stores, out_table, out_report, *, seed: 
     }
     rows = ({**c.__dict__, "duration_s": round(c.duration_s, 6)} for c in clips)
     write_table(out_table, rows, SPLIT_COLUMNS)
-    from .summary import _atomic_write
+    from .fileio import atomic_write
 
-    _atomic_write(out_report, to_json(report))
+    atomic_write(out_report, to_json(report))
     log.info("cluster_split: %d clips, %d groups in %.2f s", len(clips), report["groups"].get("groups", 0), time.monotonic() - t0)
     if leaks:
         raise SplitError(f"leakage check failed: {len(leaks)} groups are in several splits, e.g. {leaks[:5]}")

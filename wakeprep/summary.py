@@ -8,12 +8,10 @@ and ``results/summary.json``.
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import tempfile
 from collections import Counter, defaultdict
-from pathlib import Path
 
+from .fileio import atomic_write
 from .split import SPLITS
 from .table import read_table, write_table
 
@@ -156,16 +154,6 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-    os.replace(tmp, path)
-
-
 def write_summary(tables, clips_out, text_out, json_out, split_table=None, split_report=None) -> dict:
     """Merge the shard tables into ``clips_out`` (sorted by clip id) and write the summary.
 
@@ -183,6 +171,6 @@ def write_summary(tables, clips_out, text_out, json_out, split_table=None, split
             with open(split_report, encoding="utf-8") as f:
                 report = json.load(f)
         s.update(summarise_split(read_table(split_table), report))
-    _atomic_write(json_out, json.dumps(s, indent=1, sort_keys=True) + "\n")
-    _atomic_write(text_out, format_summary(s))
+    atomic_write(json_out, json.dumps(s, indent=1, sort_keys=True) + "\n")
+    atomic_write(text_out, format_summary(s))
     return s

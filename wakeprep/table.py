@@ -7,10 +7,10 @@ Values are printable single-line text (see :func:`wakeprep.corpus.printable`).
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from .fileio import atomic_open
 
 #: Column order of every clip table (shard tables and the merged ``results/clips.tsv``).
 COLUMNS = [
@@ -33,22 +33,11 @@ def _cell(value) -> str:
 
 def write_table(path, rows: Iterable[dict], columns=COLUMNS) -> Path:
     """Write ``rows`` (dicts) as a TSV with a header, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write("\t".join(columns) + "\n")
-            for row in rows:
-                f.write("\t".join(_cell(row.get(c)) for c in columns) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_open(path) as f:
+        f.write("\t".join(columns) + "\n")
+        for row in rows:
+            f.write("\t".join(_cell(row.get(c)) for c in columns) + "\n")
+    return Path(path)
 
 
 def read_table(path) -> Iterator[dict]:
