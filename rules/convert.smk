@@ -11,6 +11,7 @@ rule convert:
     params:
         corpus=lambda w: canonical(CORPORA[w.corpus]),
         audio=canonical(config["audio"]),
+        vad=canonical(config["vad"]),
     threads: 1
     conda:
         "../envs/convert.yaml"

@@ -40,6 +40,7 @@ PROVIDERS: dict[str, set[str]] = {
     "transformers": {"transformers"},
     "resemblyzer": {"resemblyzer"},
     "webrtcvad": {"webrtcvad-wheels", "webrtcvad", "py-webrtcvad"},
+    "silero_vad": {"silero-vad"},
     "librosa": {"librosa"},
     "matplotlib": {"matplotlib", "matplotlib-base"},
     "PIL": {"pillow"},

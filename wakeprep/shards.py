@@ -13,6 +13,7 @@ from .corpus import clip_id, clip_key, printable, read_manifest, speaker_from_pa
 from .features import N_BINS, micro_features_u16
 from .store import RaggedStore, RaggedWriter
 from .table import write_table
+from .vad import VadSettings, analyse
 
 import numpy as np
 
@@ -47,7 +48,9 @@ def _clean_detail(detail: str, folder: str, rel: str) -> str:
     return printable(detail.replace(absolute, rel).replace(os.path.abspath(absolute), rel))
 
 
-def convert_shard(manifest, corpus: dict, settings: AudioSettings, out_store, out_table) -> Counter:
+def convert_shard(
+    manifest, corpus: dict, settings: AudioSettings, out_store, out_table, vad: VadSettings = VadSettings()
+) -> Counter:
     """Convert every file of one shard manifest.
 
     Parameters
@@ -58,6 +61,8 @@ def convert_shard(manifest, corpus: dict, settings: AudioSettings, out_store, ou
         The corpus's config entry (``name``, ``path``, ``label``, optional
         ``speaker_regex`` and ``split``).
     settings : AudioSettings
+    vad : VadSettings
+        Clips of the labels it names get speech boundaries, ratio and SNR.
     out_store, out_table : path-like
         Audio store of the ok clips, and the table of every file.
 
@@ -78,6 +83,7 @@ def convert_shard(manifest, corpus: dict, settings: AudioSettings, out_store, ou
         "sample_rate": settings.target_rate,
         "resample_quality": settings.resample_quality,
         "manifest": Path(manifest).name,
+        "vad": vad.method if vad.wants(corpus["label"]) else "",
     }
     with RaggedWriter(out_store, np.int16, (), attrs=attrs) as writer:
         for entry in entries:
@@ -115,6 +121,8 @@ def convert_shard(manifest, corpus: dict, settings: AudioSettings, out_store, ou
                     row.update(peak_dbfs=round(res.peak_dbfs, 2), clipped=res.clipped)
                 if res.status == "ok":
                     row.update(duration_s=round(res.duration_s, 6), samples=len(res.samples))
+                    if vad.wants(corpus["label"]):
+                        row.update(analyse(res.samples, vad).columns())
                     writer.append(cid, res.samples)
             rows.append(row)
             counts["ok" if res_status == "ok" else f"rejected:{row['reason']}"] += 1

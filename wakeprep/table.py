@@ -16,7 +16,8 @@ from .fileio import atomic_open
 COLUMNS = [
     "clip_id", "corpus", "label", "source", "status", "reason", "detail",
     "duration_s", "samples", "source_rate", "channels", "format", "subtype",
-    "source_frames", "decoder", "peak_dbfs", "clipped", "sha256", "speaker", "split",
+    "source_frames", "decoder", "peak_dbfs", "clipped", "speech_start_s", "speech_end_s", "speech_ratio",
+    "snr_db", "sha256", "speaker", "split",
 ]
 
 
