@@ -292,7 +292,7 @@ class SpecAugment:
     mask_value: float = 0.0
     seed: int = 0
     device: str = "cpu"
-    _gpu_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    _gpu_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.device not in ("cpu", "cuda"):
@@ -332,7 +332,9 @@ class SpecAugment:
         ``dequantise`` is false); ``codes`` is not changed.
         """
         B, T, bins = codes.shape
-        p = self.params(epoch)
+        p = self._gpu_cache.get(("params", epoch))
+        if p is None:
+            p = self._gpu_cache[("params", epoch)] = self.params(epoch)
         if self.device == "cpu":
             flat = np.ascontiguousarray(codes).reshape(B * T, bins)
             out = augment_batch_cpu(flat, np.arange(B + 1, dtype=np.int64) * T, p, first).reshape(B, T, bins)
@@ -677,78 +679,76 @@ class WakeWordDataset:
 
     # -- assembly
 
-    def _assemble(self, plan: _Plan, dtype) -> np.ndarray:
-        """The plan's windows as ``[B, frames, bins]`` of ``dtype`` (uint16 codes or float32
-        codes, not yet scaled)."""
+    def _resolve(self, plan: _Plan) -> tuple[_Plan, np.ndarray, np.ndarray]:
+        """Each item's source (global index) and clip within it; the plan reordered so that
+        the items of one source are contiguous (stable: draw order within a source kept)."""
+        B = len(plan.sets)
+        src = np.empty(B, dtype=np.int64)
+        local = np.empty(B, dtype=np.int64)
+        set_ids = np.unique(plan.sets)
+        for si in set_ids:
+            s = self.sets[int(si)]
+            sel = slice(None) if set_ids.size == 1 else np.flatnonzero(plan.sets == si)
+            if len(s.sources) == 1:
+                src[sel] = s.source_ids[0]
+                local[sel] = plan.clips[sel]
+            else:
+                k, loc = s.locate(plan.clips[sel])
+                src[sel] = s.source_ids[k]
+                local[sel] = loc
+        if B > 1 and np.any(src[1:] < src[:-1]):
+            order = np.argsort(src, kind="stable")
+            plan = _Plan(plan.index, plan.first, plan.sets[order], plan.clips[order], plan.starts[order])
+            src, local = src[order], local[order]
+        return plan, src, local
+
+    def _assemble(self, plan: _Plan, src: np.ndarray, local: np.ndarray, dtype) -> np.ndarray:
+        """The plan's windows as ``[B, frames, bins]`` of ``dtype`` (uint16 codes, or float32
+        codes not yet scaled). ``src`` must be sorted (see :meth:`_resolve`)."""
         B, T = len(plan.sets), self.frames
         out = np.empty((B, T, self.bins), dtype=dtype)
-        src = np.empty(B, dtype=np.int64)
-        row = np.empty(B, dtype=np.int64)
-        for si in np.unique(plan.sets):
-            s = self.sets[int(si)]
-            sel = np.flatnonzero(plan.sets == si)
-            k, local = s.locate(plan.clips[sel])
-            src[sel] = s.source_ids[k]
-            for kk in np.unique(k):
-                m = sel[k == kk]
-                row[m] = s.sources[int(kk)].offsets[local[k == kk]] + plan.starts[m]
-        slow = row < 0
-        for g in np.unique(src):
-            source = self._sources[int(g)]
-            m = (src == g) & ~slow
-            if source.windows is None:
-                slow |= src == g
+        cuts = np.concatenate([[0], np.flatnonzero(src[1:] != src[:-1]) + 1, [B]])
+        for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+            source = self._sources[int(src[a])]
+            row = source.offsets[local[a:b]] + plan.starts[a:b]
+            if source.windows is not None and row.min() >= 0:
+                np.copyto(out[a:b], source.windows[row])  # one gather (and cast) of the run's windows
                 continue
-            if m.all():
-                np.copyto(out, source.windows[row])  # one gather (and cast) of every window
-            elif m.any():
-                out[m] = source.windows[row[m]]
-        for b in np.flatnonzero(slow):  # windows reaching before the store's first row, tiny stores
-            source = self._sources[int(src[b])]
-            r0, r1 = int(row[b]), int(row[b]) + T
-            out[b] = 0
-            a = max(r0, 0)
-            if r1 > a:
-                out[b, a - r0 :] = source.rows[a:r1]
-        pad = -plan.starts
-        padded = np.flatnonzero(pad > 0)
-        if padded.size:
-            if padded.size * 4 > B:
-                mask = np.arange(T)[None, :] < pad[:, None]
-                out[mask] = 0
-            else:
-                for b in padded:
-                    out[b, : pad[b]] = 0
+            for i, r0 in enumerate(row.tolist(), start=a):  # before the store's first row, tiny stores
+                out[i] = 0
+                lo = max(r0, 0)
+                if r0 + T > lo:
+                    out[i, lo - r0 :] = source.rows[lo : r0 + T]
+        padded = np.flatnonzero(plan.starts < 0)
+        if padded.size:  # zeros before each short clip: rows i * T + [0, pad) of the batch
+            n = -plan.starts[padded]
+            skip = np.cumsum(n) - n
+            rows = np.repeat(padded * T - skip, n) + np.arange(int(n.sum()))
+            row_type = np.dtype((np.void, self.bins * out.itemsize))  # a frame as one element: a faster fancy assignment
+            out.reshape(B * T, self.bins).view(row_type).reshape(B * T)[rows] = np.zeros((), row_type)
         return out
 
     def _batch(self, plan: _Plan, epoch: int, train: bool) -> Batch:
+        plan, src, local = self._resolve(plan)
         aug = self.augment if train else None
         if aug is None and self.dtype == "float32":
-            feats = self._assemble(plan, np.float32)
+            feats = self._assemble(plan, src, local, np.float32)
             feats *= SCALE
         else:
-            codes = self._assemble(plan, np.uint16)
+            codes = self._assemble(plan, src, local, np.uint16)
             if aug is not None:
                 feats = aug.apply(codes, epoch=epoch, first=plan.first, dequantise=self.dtype == "float32")
             else:
                 feats = codes
-        clip_ids = self._clip_ids(plan)
+        cuts = np.concatenate([[0], np.flatnonzero(src[1:] != src[:-1]) + 1, [len(src)]])
+        clip_ids = []
+        for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+            clip_ids += self._ids[int(src[a])][local[a:b]].tolist()
         return Batch(
             features=feats, labels=self._labels[plan.sets], clip_ids=clip_ids,
             weights=self._penalty[plan.sets], sets=plan.sets, starts=plan.starts,
             index=plan.index, first=plan.first, epoch=epoch,
         )
-
-    def _clip_ids(self, plan: _Plan) -> list:
-        ids = np.empty(len(plan.sets), dtype=object)
-        for si in np.unique(plan.sets):
-            s = self.sets[int(si)]
-            sel = np.flatnonzero(plan.sets == si)
-            k, local = s.locate(plan.clips[sel])
-            for kk in np.unique(k):
-                m = k == kk
-                ids[sel[m]] = self._ids[int(s.source_ids[kk])][local[m]]
-        return ids.tolist()
 
     # -- iteration
 
