@@ -457,21 +457,50 @@ def test_tf_adapter_generator_and_signature(tmp_path, monkeypatch):
         def __init__(self, shape, dtype):
             self.shape, self.dtype = shape, dtype
 
+    class Data:
+        def apply(self, fn):
+            return fn(self)
+
     def from_generator(gen, output_signature):
         made["gen"], made["sig"] = gen, output_signature
-        return "dataset"
+        return Data()
+
+    def assert_cardinality(n):
+        made["n"] = n
+        return lambda data: "dataset"
 
     fake = types.SimpleNamespace(
         float32="float32", uint16="uint16", string="string", TensorSpec=Spec,
-        data=types.SimpleNamespace(Dataset=types.SimpleNamespace(from_generator=from_generator)),
+        data=types.SimpleNamespace(Dataset=types.SimpleNamespace(from_generator=from_generator),
+                                   experimental=types.SimpleNamespace(assert_cardinality=assert_cardinality)),
     )
     monkeypatch.setitem(sys.modules, "tensorflow", fake)
     ds = _dataset(tmp_path)
     assert tf_dataset(ds, evaluate=True) == "dataset"
     assert [(s.shape, s.dtype) for s in made["sig"]] == [((None, T, 40), "float32"), ((None,), "float32"), ((None,), "string")]
     out = list(made["gen"]())
-    assert len(out) == ds.eval_batches_count()
+    assert len(out) == ds.eval_batches_count() == made["n"]
     f, lab, ids = out[0]
     ref = next(ds.eval_batches())
     np.testing.assert_array_equal(f, ref.features)
     assert ids.dtype == object and list(ids) == ref.clip_ids
+
+
+def test_tf_adapter_with_tensorflow(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    from wakeprep.dataset import tf_dataset
+
+    ds = _dataset(tmp_path)
+    data = tf_dataset(ds, evaluate=True)
+    got = list(data.as_numpy_iterator())
+    want = list(ds.eval_batches())
+    assert len(got) == len(want) == int(data.cardinality())
+    for (f, lab, ids), b in zip(got, want):
+        np.testing.assert_array_equal(f, b.features)
+        np.testing.assert_array_equal(lab, b.labels)
+        assert [x.decode() for x in ids] == b.clip_ids
+    f, lab, w, ids = next(iter(tf_dataset(ds, epoch=3, weights=True)))
+    ref = next(ds.batches(3))
+    assert f.dtype == tf.float32 and f.shape == (16, T, 40)
+    np.testing.assert_array_equal(f.numpy(), ref.features)
+    np.testing.assert_array_equal(w.numpy(), ref.weights)

@@ -48,7 +48,7 @@ SCALE = np.float32(1 / FEATURE_SCALE)
 _G = np.uint64(0x9E3779B97F4A7C15)
 _U64 = np.uint64
 # What a draw is for: the last-but-one part of its key.
-_SET, _PERM, _CROP, _AUG = 1, 2, 3, 4
+_SET, _PERM, _CROP, _AUG, _EVAL_CROP = 1, 2, 3, 4, 5
 #: Training positions planned at a time (set choices and ranks; a few MB of index arrays).
 _PLAN_POSITIONS = 1 << 16
 
@@ -356,7 +356,21 @@ class SpecAugment:
         launch_kernel(src.reshape(B * T, bins), dst.reshape(B * T, bins), d_off, d_tab, n_chunks, p, first, bins)
         if not dequantise:
             return dst
-        return cupy.multiply(dst, cupy.float32(SCALE), dtype=cupy.float32)
+        return _gpu_dequantise()(dst, np.float32(SCALE))
+
+
+_dequantise_kernel = None
+
+
+def _gpu_dequantise():
+    """``float32(code) * SCALE`` on the GPU: the same IEEE product as the NumPy path."""
+    global _dequantise_kernel
+    if _dequantise_kernel is None:
+        import cupy
+
+        _dequantise_kernel = cupy.ElementwiseKernel(
+            "uint16 code, float32 scale", "float32 y", "y = (float)code * scale", "wakeprep_dequantise")
+    return _dequantise_kernel
 
 
 # --------------------------------------------------------------------------- the dataset
@@ -587,7 +601,7 @@ class WakeWordDataset:
 
     # -- plans
 
-    def _crop(self, s: _Set, clips: np.ndarray, key_index: np.ndarray, epoch: int, set_index: int) -> np.ndarray:
+    def _crop(self, s: _Set, clips: np.ndarray, key_index: np.ndarray, epoch: int, set_index: int, purpose: int) -> np.ndarray:
         """Window start within each clip for a non-split set (negative: padding)."""
         L = s.lengths[clips]
         over = L - self.frames
@@ -600,15 +614,16 @@ class WakeWordDataset:
             start = np.zeros_like(over)
             long = over > 0
             if long.any():
-                h = draws(draw_key(self.seed, epoch, _CROP, set_index), key_index[long])
+                h = draws(draw_key(self.seed, epoch, purpose, set_index), key_index[long])
                 start[long] = _below(h, over[long])
         return np.where(over > 0, start, over)  # short clips: padded, the clip ends the window
 
-    def _items_to_plan(self, set_index: int, items: np.ndarray, key_index: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    def _items_to_plan(self, set_index: int, items: np.ndarray, key_index: np.ndarray, epoch: int,
+                       purpose: int = _CROP) -> tuple[np.ndarray, np.ndarray]:
         s = self.sets[set_index]
         if s.win_clip is not None:
             return s.win_clip[items], s.win_start[items]
-        return items, self._crop(s, items, key_index, epoch, set_index)
+        return items, self._crop(s, items, key_index, epoch, set_index, purpose)
 
     def _perm(self, epoch: int, set_index: int, cycle: int) -> np.ndarray:
         k = (epoch, set_index, cycle)
@@ -674,7 +689,7 @@ class WakeWordDataset:
             for si in np.unique(which):
                 sel = np.flatnonzero(which == si)
                 items = g[sel] - base[si]
-                clips[sel], starts[sel] = self._items_to_plan(int(si), items, items, epoch)
+                clips[sel], starts[sel] = self._items_to_plan(int(si), items, items, epoch, _EVAL_CROP)
             yield _Plan(b, a, which, clips, starts)
 
     # -- assembly

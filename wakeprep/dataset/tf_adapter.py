@@ -52,4 +52,6 @@ def tf_dataset(dataset: WakeWordDataset, *, epoch: int = 0, evaluate: bool = Fal
     if weights:
         spec.append(tf.TensorSpec((None,), tf.float32))
     spec.append(tf.TensorSpec((None,), tf.string))
-    return tf.data.Dataset.from_generator(generate, output_signature=tuple(spec))
+    n = dataset.eval_batches_count() if evaluate else dataset.batches_per_epoch
+    data = tf.data.Dataset.from_generator(generate, output_signature=tuple(spec))
+    return data.apply(tf.data.experimental.assert_cardinality(n))  # Keras knows the epoch's length
