@@ -306,6 +306,8 @@ def test_specaugment_from_config():
     assert aug.params(0).fill == 13  # round(0.5 * 25.6)
     with pytest.raises(ValueError, match="freq_mask_max must be at most the 40 bins"):
         SpecAugment(freq_mask_max=41)
+    with pytest.raises(ValueError, match="needs a \\[B, frames, bins\\] batch of uint16 codes, got float32"):
+        aug.apply(np.zeros((2, T, 40), np.float32))
 
 
 @pytest.mark.skipif(GPU_OK, reason="a GPU is usable here")

@@ -331,10 +331,16 @@ class SpecAugment:
         ``first + i`` of ``epoch``. Returns float32 features (or uint16 codes when
         ``dequantise`` is false); ``codes`` is not changed.
         """
+        if codes.dtype != np.uint16 or codes.ndim != 3:
+            raise ValueError(f"SpecAugment.apply needs a [B, frames, bins] batch of uint16 codes, got {codes.dtype} {codes.shape}")
         B, T, bins = codes.shape
-        p = self._gpu_cache.get(("params", epoch))
+        if bins % 8 or not 8 <= bins <= 64:
+            raise ValueError(f"frames of {bins} bins: the masks need a multiple of 8 bins, at most 64")
+        p = self._gpu_cache.get(("params", epoch, bins))
         if p is None:
-            p = self._gpu_cache[("params", epoch)] = self.params(epoch)
+            p = self.params(epoch)
+            p.check(bins)
+            self._gpu_cache[("params", epoch, bins)] = p
         if self.device == "cpu":
             flat = np.ascontiguousarray(codes).reshape(B * T, bins)
             out = augment_batch_cpu(flat, np.arange(B + 1, dtype=np.int64) * T, p, first).reshape(B, T, bins)
@@ -345,7 +351,7 @@ class SpecAugment:
             return res
         import cupy
 
-        src = cupy.ascontiguousarray(cupy.asarray(codes, dtype=cupy.uint16))
+        src = cupy.ascontiguousarray(cupy.asarray(codes))
         key = (B, T, cupy.cuda.Device().id)
         if key not in self._gpu_cache:
             offsets = np.arange(B + 1, dtype=np.int64) * T
