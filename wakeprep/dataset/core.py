@@ -29,6 +29,7 @@ set while an epoch runs).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -782,18 +783,21 @@ class WakeWordDataset:
         ``part + parts``... only: the parts are disjoint and together give the epoch.
         """
         _check_part(part, parts)
-        for plan in self._train_plans(int(epoch)):
+        plans = self._train_plans(int(epoch))
+        next_plan = next(plans)  # errors here, not at the first batch
+        return self._make(itertools.chain([next_plan], plans), int(epoch), True, part, parts)
+
+    def _make(self, plans, epoch: int, train: bool, part: int, parts: int) -> Iterator[Batch]:
+        for plan in plans:
             if plan.index % parts == part:
-                yield self._batch(plan, int(epoch), True)
+                yield self._batch(plan, epoch, train)
 
     def eval_batches(self, *, part: int = 0, parts: int = 1, shuffle: bool = False, epoch: int = 0) -> Iterator[Batch]:
         """Every item of every set exactly once (a ``split`` set's windows, each clip of the
         others), set after set in store order (or shuffled by ``(seed, epoch)``); the last
         batch may be short. No SpecAugment. ``random`` crops are keyed by ``(seed, epoch)``."""
         _check_part(part, parts)
-        for plan in self._eval_plans(bool(shuffle), int(epoch)):
-            if plan.index % parts == part:
-                yield self._batch(plan, int(epoch), False)
+        return self._make(self._eval_plans(bool(shuffle), int(epoch)), int(epoch), False, part, parts)
 
     def __iter__(self) -> Iterator[Batch]:
         return self.batches(0)
