@@ -433,3 +433,14 @@ def test_cluster_split_is_deterministic(tmp_path):
     _run(tmp_path / "b", [table], [store])
     for name in ("split.tsv", "report.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_preferred_split_is_the_hash_split_when_in_tolerance():
+    from wakeprep.split import preferred_split
+
+    rng = np.random.default_rng(9)
+    clips = _corpus(rng, 300, 0)
+    out = _split(clips)
+    assert _max_deviation(_split(clips, tolerance=1.0)) <= DEFAULT_TOLERANCE
+    assert all(c.split == preferred_split(c.group, RATIOS, 1) for c in out)
+    assert {preferred_split(f"g{i}", RATIOS, 0) for i in range(50)} == set(RATIOS)

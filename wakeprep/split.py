@@ -259,11 +259,11 @@ def split_groups(clips: list[Clip], ratios: dict[str, float], seed: int,
         for g, s in pinned.items():
             if s in splits:
                 pinned_have[splits.index(s)] += _amounts(groups[g], li)
-        where = np.array([splits.index(preferred_split(g, ratios, seed)) for g in free], dtype=np.int64)
         u = np.array([_unit_hash(g, seed) for g in free])
         r = np.array([ratios[s] for s in splits])
         hi = np.cumsum(r) / r.sum()
         lo = hi - r / r.sum()
+        where = np.minimum(np.searchsorted(hi, u, side="right"), len(splits) - 1)  # as preferred_split
         distance = np.maximum(lo[None, :] - u[:, None], 0) + np.maximum(u[:, None] - hi[None, :], 0)
         moved = _rebalance(amounts, where, r, tolerance, u, pinned_have, distance)
         chosen.update({g: splits[int(k)] for g, k in zip(free, moved)})
