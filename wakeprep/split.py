@@ -205,14 +205,6 @@ def merge_duplicate_content(clips: list[Clip]) -> list[dict]:
     return dups
 
 
-def _amounts(members: list[Clip], li: dict[str, int]) -> np.ndarray:
-    """What a group weighs per label: clips, or seconds for :data:`DURATION_LABELS`."""
-    v = np.zeros(len(li))
-    for c in members:
-        v[li[c.label]] += c.duration_s if c.label in DURATION_LABELS else 1.0
-    return v
-
-
 def preferred_split(group: str, ratios: dict[str, float], seed: int) -> str:
     """The split a group goes to by its own hash: cumulative ratios cut [0, 1)."""
     splits = [s for s in SPLITS if ratios.get(s, 0) > 0]
@@ -233,7 +225,8 @@ def split_groups(clips: list[Clip], ratios: dict[str, float], seed: int,
     for c in clips:
         groups[c.group].append(c)
     pinned: dict[str, str] = {}
-    for g in sorted(groups):
+    with_fixed = sorted({c.group for c in clips if c.fixed_split})
+    for g in with_fixed:
         members = groups[g]
         fixed = sorted({c.fixed_split for c in members if c.fixed_split})
         if len(fixed) > 1:
@@ -254,11 +247,15 @@ def split_groups(clips: list[Clip], ratios: dict[str, float], seed: int,
     free = sorted(g for g in groups if g not in pinned)
     chosen: dict[str, str] = dict(pinned)
     if free:
-        amounts = np.stack([_amounts(groups[g], li) for g in free])
+        gi = {g: i for i, g in enumerate(free)}
+        amounts = np.zeros((len(free), len(labels)))
         pinned_have = np.zeros((len(splits), len(labels)))
-        for g, s in pinned.items():
-            if s in splits:
-                pinned_have[splits.index(s)] += _amounts(groups[g], li)
+        for c in clips:
+            w = c.duration_s if c.label in DURATION_LABELS else 1.0
+            if c.group in gi:
+                amounts[gi[c.group], li[c.label]] += w
+            elif pinned[c.group] in splits:
+                pinned_have[splits.index(pinned[c.group]), li[c.label]] += w
         u = np.array([_unit_hash(g, seed) for g in free])
         r = np.array([ratios[s] for s in splits])
         hi = np.cumsum(r) / r.sum()
