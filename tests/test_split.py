@@ -340,7 +340,7 @@ def _run(tmp_path, tables, stores, **kw):
 
 
 def test_non_speech_clips_are_groups_of_one_spread_by_ratio(tmp_path):
-    """1,500 tone/noise clips labelled negative, in which speech detection found no speech,
+    """5,000 tone/noise clips labelled negative, in which speech detection found no speech,
     whose embeddings all look alike (they made one "speaker" group before, all in one split):
     each is a group of its own and they spread over the splits by ratio."""
     rng = np.random.default_rng(0)
