@@ -347,7 +347,7 @@ def test_non_speech_clips_are_groups_of_one_spread_by_ratio(tmp_path):
     d = 32
     tone = _unit(rng.standard_normal(d))
     rows, embs = [], []
-    for i in range(1500):
+    for i in range(5000):
         cid = f"tones/t{i:05d}"
         rows.append(_row(cid, "negative", 1.5, ratio=0.0))  # speech detection ran: no speech
         embs.append((cid, _unit(tone + 0.01 * rng.standard_normal(d))))
@@ -367,7 +367,7 @@ def test_non_speech_clips_are_groups_of_one_spread_by_ratio(tmp_path):
     speech_groups = {c.group for c in res.clips if c.corpus == "speech"}
     assert len(speech_groups) == 12 and all(g.startswith("clu:speech/") for g in speech_groups)
     rep = res.report
-    assert rep["grouping"]["no_speech"] == 1500 and rep["clustering"]["clustered_clips"] == 72
+    assert rep["grouping"]["no_speech"] == 5000 and rep["clustering"]["clustered_clips"] == 72
     assert rep["leakage_check"]["passed"]
 
 
