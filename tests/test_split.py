@@ -216,9 +216,10 @@ def _edit(clips, rng):
     if kind == 5:  # a new background file
         clips.append(Clip(f"bg/new{n}", "bg", "background", 12.0, sha256=f"q{n}"))
         return clips, {f"clip:bg/new{n}"}
-    i = int(rng.integers(len(clips)))  # a file's label folder changed: same content, new id
-    c = clips.pop(i)
-    return clips, {group(c)}
+    c = clips.pop(int(rng.integers(len(clips))))  # a file renamed: same content, new id
+    new = Clip(c.clip_id + f"_renamed{n}", c.corpus, c.label, c.duration_s, speaker=c.speaker, sha256=c.sha256)
+    clips.append(new)
+    return clips, {group(c), group(new)}
 
 
 def _split(clips, seed=1, tolerance=DEFAULT_TOLERANCE):
