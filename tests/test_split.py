@@ -445,3 +445,38 @@ def test_preferred_split_is_the_hash_split_when_in_tolerance():
     assert _max_deviation(_split(clips, tolerance=1.0)) <= DEFAULT_TOLERANCE
     assert all(c.split == preferred_split(c.group, RATIOS, 1) for c in out)
     assert {preferred_split(f"g{i}", RATIOS, 0) for i in range(50)} == set(RATIOS)
+
+
+def test_clustered_groups_keep_name_and_split_under_small_edits():
+    """Groups from clustering (no speaker ids): adding a take of one voice, deleting one of
+    another and every take of a third renames no other cluster and moves no other group
+    (cluster numbers shift when a voice goes; names from the smallest member do not)."""
+    from wakeprep.cluster import cluster_embeddings
+
+    rng = np.random.default_rng(4)
+    d = 32
+    voices = _unit(rng.standard_normal((200, d)))
+    items = []
+    for v in range(200):
+        for t in range(int(rng.integers(3, 9))):
+            items.append((f"u/v{v:03d}_{t}", v, _unit(voices[v] + 0.05 * rng.standard_normal(d))))
+
+    def groups_and_splits(items):
+        items = sorted(items)
+        clips = [Clip(cid, "u", "negative", 1.5, speech_s=1.2) for cid, _, _ in items]
+        emb = np.stack([e for _, _, e in items])
+        idx = {cid: i for i, (cid, _, _) in enumerate(items)}
+        labels, _ = cluster_embeddings(emb, 0.3)
+        assign_groups(clips, idx, labels, emb, threshold=0.3, min_speech_s=0.5)
+        split_groups(clips, RATIOS, seed=1)
+        voice = {cid: v for cid, v, _ in items}
+        return {c.group: (c.split, voice[c.clip_id]) for c in clips}
+
+    before = groups_and_splits(items)
+    assert len(before) == 200
+    edited = [it for it in items if it[0] != "u/v010_0" and it[1] != 5]
+    edited.append(("u/v020_new", 20, _unit(voices[20] + 0.05 * rng.standard_normal(d))))
+    after = groups_and_splits(edited)
+    touched = {5, 10, 20}
+    same = {g: sv for g, sv in before.items() if sv[1] not in touched}
+    assert all(after.get(g) == sv for g, sv in same.items())
