@@ -162,13 +162,13 @@ def _attach_short(clips, short, emb_index, emb, threshold, min_speech_s) -> int:
     if not by_group:
         return 0
     names = sorted(by_group)
-    means = np.stack([emb[by_group[g]].astype(np.float64).mean(axis=0) for g in names])
-    q = emb[[emb_index[c.clip_id] for c in short]].astype(np.float64)
-    sim = q @ means.T  # average cosine similarity to each group's clips
-    best = np.argmax(sim, axis=1)  # ties: the first name in sorted order
+    # a group's mean embedding: its inner product with a clip is the clip's average cosine
+    # similarity to the group's clips (the average-linkage criterion of the clustering)
+    means = np.stack([emb[by_group[g]].astype(np.float64).mean(axis=0) for g in names]).astype(np.float32)
+    sims, best = nearest(emb[[emb_index[c.clip_id] for c in short]], means)
     moved = 0
-    for c, j, s in zip(short, best, sim[np.arange(len(short)), best]):
-        if 1.0 - s < threshold:
+    for c, j, s in zip(short, best, sims):
+        if j >= 0 and 1.0 - float(s) < threshold:
             c.group = names[int(j)]
             moved += 1
     return moved
