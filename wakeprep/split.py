@@ -288,6 +288,9 @@ def split_groups(clips: list[Clip], ratios: dict[str, float], seed: int,
     return warnings
 
 
+_CHUNK = 1024
+
+
 def _excess(dev: np.ndarray, tolerance: float) -> np.ndarray:
     return np.maximum(np.abs(dev) - tolerance, 0.0)
 
@@ -318,26 +321,46 @@ def _rebalance(amounts: np.ndarray, where: np.ndarray, ratios: np.ndarray, toler
     def cost_rows(h, t):  # per split: squared excess beyond the tolerance, summed over labels
         return np.sum(_excess((h - t) * scale, tolerance) ** 2, axis=-1)
 
+    orders: dict[tuple, list] = {}  # per set of labels outside the band: candidates per split, nearest first
+    skip: dict[tuple, int] = {}
     for _ in range(n_groups + 1):
         rows = cost_rows(have, target)
         if rows.sum() <= 1e-15:
             break
+        # only a group holding a label outside the band can bring the cost down
+        out = tuple(np.flatnonzero(np.any(_excess((have - target) * scale, tolerance) > 0, axis=0)))
+        if out not in orders:
+            idx = np.flatnonzero(np.any(amounts[:, list(out)] > 0, axis=1))
+            orders[out] = [idx[np.lexsort((rank[idx], distance[idx, b]))] for b in range(n_splits)]
+        dev = (have - target) * scale
+        surplus = np.any(dev > tolerance, axis=1)  # splits that lose cost by giving a group away
+        deficit = np.any(dev < -tolerance, axis=1)  # splits that lose cost by taking one
         best_key, best = None, None
-        new_a = cost_rows(have[where] - amounts, target[where])  # (groups,): each group's split without it
         for b in range(n_splits):
-            new_b = cost_rows(have[b][None, :] + amounts, target[b])  # (groups,): split b with it
-            gain = rows[where] + rows[b] - new_a - new_b
-            ok = (gain > 1e-15) & (where != b)
-            if not ok.any():
-                continue
-            cand = np.flatnonzero(ok)
-            i = int(np.lexsort((rank[cand], distance[cand, b]))[0])
-            key = (float(distance[cand[i], b]), int(rank[cand[i]]))
-            if best_key is None or key < best_key:
-                best_key, best = key, (int(cand[i]), b)
+            if not deficit[b] and not np.delete(surplus, b).any():
+                continue  # no move into b can help
+            order = orders[out][b]
+            # skip the leading groups already in b (reset when a group leaves b)
+            p = skip.get((out, b), 0)
+            while p < len(order) and where[order[p]] == b:
+                p += 1
+            skip[(out, b)] = p
+            for start in range(p, len(order), _CHUNK):  # the first group of the order whose move helps
+                ch = order[start:start + _CHUNK]
+                a, w = amounts[ch], where[ch]
+                gain = rows[w] + rows[b] - cost_rows(have[w] - a, target[w]) - cost_rows(have[b][None, :] + a, target[b])
+                hit = np.flatnonzero((gain > 1e-15) & (w != b))
+                if len(hit):
+                    g = int(ch[hit[0]])
+                    key = (float(distance[g, b]), int(rank[g]))
+                    if best_key is None or key < best_key:
+                        best_key, best = key, (g, b)
+                    break
         if best is None:
             break
         g, b = best
+        for key in [k for k in skip if k[1] == where[g]]:
+            skip[key] = 0
         have[where[g]] -= amounts[g]
         have[b] += amounts[g]
         where[g] = b
