@@ -15,4 +15,6 @@ with script_logging(snakemake.log[0]):
         cap=sp["max_train_clips_per_group"],
         cap_strategy=sp["cap_strategy"],
         leakage_similarity=sp["leakage_similarity"],
+        min_speech_s=sk["min_speech_s"],
+        tolerance=sp["tolerance"],
     )

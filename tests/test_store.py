@@ -146,3 +146,92 @@ def test_leftovers_of_a_killed_writer_are_removed(tmp_path):
     with RaggedWriter(target, np.int16) as w:
         w.append("a", np.ones(2, np.int16))
     assert sorted(os.listdir(tmp_path)) == [".other.tmp-999999999-x", "store"]
+
+
+class _FullDisk:
+    """A file whose writes, flushes and close fail as on a full disk (close still releases
+    the real file, as CPython's buffered files do)."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def _enospc(self):
+        import errno
+
+        return OSError(errno.ENOSPC, "No space left on device")
+
+    def write(self, data):
+        raise self._enospc()
+
+    def flush(self):
+        raise self._enospc()
+
+    def fileno(self):
+        return self.f.fileno()
+
+    def close(self):
+        self.f.close()
+        raise self._enospc()
+
+
+def test_full_disk_while_writing_leaves_no_temporary_folder(tmp_path):
+    """abort() removes the temporary folder although closing its files raises ENOSPC."""
+    target = tmp_path / "store"
+    with RaggedWriter(target, np.int16) as w:
+        w.append("old", np.ones(3, np.int16))
+    with pytest.raises(OSError, match="No space left"):
+        with RaggedWriter(target, np.int16) as w:
+            w.append("a", np.ones(5, np.int16))
+            w._data = _FullDisk(w._data)
+            w.append("b", np.ones(5, np.int16))
+    assert sorted(os.listdir(tmp_path)) == ["store"]
+    assert RaggedStore(target).ids == ["old"]
+
+
+def test_full_disk_while_closing_leaves_no_temporary_folder(tmp_path):
+    """close() that fails to flush (ENOSPC) removes its temporary folder and raises."""
+    target = tmp_path / "store"
+    with pytest.raises(OSError, match="No space left"):
+        with RaggedWriter(target, np.int16) as w:
+            w.append("a", np.ones(5, np.int16))
+            w._ids = _FullDisk(w._ids)
+    assert os.listdir(tmp_path) == []
+    w = RaggedWriter(target, np.int16)
+    w.append("a", np.ones(5, np.int16))
+    w._data = _FullDisk(w._data)
+    with pytest.raises(OSError, match="No space left"):
+        w.close()
+    assert os.listdir(tmp_path) == []
+    w.abort()  # idempotent after a failed close
+
+
+def test_building_dir_is_atomic_and_cleans_up(tmp_path):
+    from wakeprep.store import building_dir
+
+    target = tmp_path / "out"
+    with building_dir(target) as tmp:
+        (tmp / "a.txt").write_text("one")
+    assert (target / "a.txt").read_text() == "one"
+    with pytest.raises(OSError, match="No space left"):
+        with building_dir(target) as tmp:
+            (tmp / "a.txt").write_text("two")
+            raise _FullDisk(None)._enospc()
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+    assert (target / "a.txt").read_text() == "one"
+
+
+def test_atomic_file_writer_cleans_up_on_full_disk(tmp_path, monkeypatch):
+    import errno
+
+    from wakeprep import fileio
+
+    target = tmp_path / "t.txt"
+    fileio.atomic_write(target, "old\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio.os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        fileio.atomic_write(target, "new\n")
+    assert os.listdir(tmp_path) == ["t.txt"] and target.read_text() == "old\n"

@@ -171,6 +171,9 @@ def test_demo_config_runs(tmp_path, have_espeak):
     assert (work / "demo" / "positive").is_dir()
     summary = (work / "results" / "summary.txt").read_text()
     assert "files seen: 106   ok: 106" in summary
+    # ambient sets are never empty: background audio in every split (issue 12, item 4)
+    rows = list(read_table(work / "results" / "split" / "split.tsv"))
+    assert {r["split"] for r in rows if r["label"] == "background"} == {"train", "validation", "test"}
     assert planned_jobs(work) == []
 
 

@@ -67,7 +67,7 @@ def semantic_problems(config: dict, basedir=".") -> list[str]:
             except re.error as e:
                 lines.append(f"corpora[{i}].speaker_regex: not a valid regular expression ({e})")
         folder = Path(basedir, c["path"])
-        if not folder.is_dir() and not demo_generates(config, c["path"]):
+        if not folder.is_dir() and not demo_generates(config, c["path"], basedir):
             lines.append(
                 f"corpora[{i}].path: corpus '{c['name']}': folder '{c['path']}' does not exist "
                 f"(set corpora[{i}].path in config.yaml)"
@@ -96,11 +96,28 @@ def use_checkout(basedir: str) -> None:
     os.environ.setdefault("WAKEPREP_ROOT", basedir)
 
 
-def demo_generates(config: dict, path: str) -> bool:
-    """Whether ``path`` lies in the demo folder that the workflow generates."""
+#: File the demo generator writes into the demo folder last; named by the parameters,
+#: so that a demo made with other ones is generated again.
+DEMO_MARKER = ".wakeprep-demo-seed{seed}-takes{takes}.json"
+
+
+def demo_marker(config: dict) -> str:
+    """Path of the file that marks the demo folder complete for this config."""
+    demo = config.get("demo") or {}
+    name = DEMO_MARKER.format(seed=config.get("seed", 1234), takes=demo.get("takes", 4))
+    return os.path.join(demo.get("folder", "demo"), name)
+
+
+def demo_generates(config: dict, path: str, basedir=".") -> bool:
+    """Whether ``path`` lies in the demo folder and the workflow has yet to generate it:
+    ``demo.generate`` is on and the folder holds no complete demo for this config (see
+    :func:`demo_marker`). An existing complete demo is used as it is, whatever
+    Snakemake's records say (a fresh clone, a moved checkout)."""
     demo = config.get("demo") or {}
     if not demo.get("generate"):
         return False
     folder = os.path.normpath(demo.get("folder", "demo"))
     p = os.path.normpath(path)
-    return p == folder or p.startswith(folder + os.sep)
+    if not (p == folder or p.startswith(folder + os.sep)):
+        return False
+    return not Path(basedir, demo_marker(config)).is_file()

@@ -1,24 +1,36 @@
-"""Speaker groups and the group-aware, label-stratified train/validation/test split.
+"""Speaker groups and the group-aware, label-stratified, stable train/validation/test split.
 
-Groups, in order of precedence:
+Groups, in order of precedence (docs/splits.md says why and what is stable):
 
 1. a clip with a known speaker id (from its corpus's ``speaker_regex``) belongs to
    group ``spk:{id}``; ids are shared across corpora, so the same person's positives
    and negatives stay together;
-2. an embedded (speech) clip without a known id belongs to its embedding cluster
-   ``clu:{n}``; when that cluster also holds clips with known ids, the clip joins the
-   most common of those known groups instead (so a voice seen in a labelled corpus
-   does not leak through an unlabelled one);
-3. any other clip (background audio) is a group of its own, ``clip:{clip id}``.
+2. a clip in which speech detection found no speech (``speech_end_s`` empty for a label
+   that speech detection ran on), and any clip without an embedding (background audio),
+   is a group of its own, ``clip:{clip id}``;
+3. a speech clip with an embedding and at least ``speakers.min_speech_s`` seconds of
+   speech belongs to its embedding cluster, named after its smallest member clip id,
+   ``clu:{clip id}`` (stable while the cluster keeps that member); when the cluster also
+   holds clips with known ids, the clip joins the most common of those known groups
+   instead (so a voice seen in a labelled corpus does not leak through an unlabelled one);
+4. a speech clip with less speech than that is not clustered (its embedding is not
+   reliable): it joins the group of rule 1 or 3 whose mean embedding is nearest, when its
+   average cosine distance to that group's clips is below ``speakers.threshold`` (the
+   clustering's own criterion), else it is a group of its own, ``clip:{clip id}``.
 
 Every clip of a group lands in one split. Groups holding a clip of a corpus with a fixed
-``split`` go there. The others are shuffled with the seed, ordered largest first, and
-each is given to the split whose per-label deficit against the target ratios, weighted
-by the group's label counts, is largest.
+``split`` go there. Every other group's split is decided by the group itself: a seeded hash
+of its id gives a number in [0, 1), and the cumulative ratios cut that interval into
+train, validation and test. When that leaves a split's share of some label further than
+``split.tolerance`` from its target, or leaves a split without any group of a label that
+has enough groups, groups are moved one at a time, each time the move that helps most,
+until it does not: few groups move, and only then. Shares are clip counts, except for
+background audio, whose shares are durations.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import Counter, defaultdict
@@ -27,6 +39,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SPLITS = ("train", "validation", "test")
+#: Labels whose split shares are measured in seconds of audio rather than clips (ambient
+#: sets: false accepts per hour need hours in every split).
+DURATION_LABELS = ("background",)
+#: Default ``split.tolerance``: largest distance of a split's share of a label from its
+#: target before groups are moved (see docs/splits.md).
+DEFAULT_TOLERANCE = 0.05
+#: Default ``speakers.min_speech_s``: clips with less speech are not clustered.
+DEFAULT_MIN_SPEECH_S = 0.5
 log = logging.getLogger("wakeprep")
 
 
@@ -48,6 +68,10 @@ class Clip:
     use: int = 1
     sha256: str = ""
     note: str = ""
+    #: Seconds from the start of speech to its end; None where speech detection did not run.
+    speech_s: float | None = None
+    #: True where speech detection ran and found no speech.
+    no_speech: bool = False
 
 
 @dataclass
@@ -56,34 +80,98 @@ class SplitResult:
     report: dict = field(default_factory=dict)
 
 
+def _unit_hash(key: str, seed: int) -> float:
+    """A number in [0, 1) fixed by ``key`` and ``seed`` alone."""
+    h = hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8]
+    return int.from_bytes(h, "big") / 2.0**64
+
+
 def _hash_order(keys: list[str], seed: int) -> np.ndarray:
     """A seeded permutation of ``keys`` that does not depend on their input order."""
-    import hashlib
-
     h = [hashlib.sha256(f"{seed}:{k}".encode()).digest()[:8] for k in keys]
     return np.array(sorted(range(len(keys)), key=lambda i: (h[i], keys[i])), dtype=np.int64)
 
 
-def assign_groups(clips: list[Clip], emb_index: dict[str, int], cluster_labels: np.ndarray | None) -> None:
-    """Set ``clip.group`` for every clip (see the module docstring)."""
+def clusterable(c: Clip, emb_index: dict, min_speech_s: float = 0.0) -> bool:
+    """Whether clip ``c`` takes part in clustering: it has an embedding, speech, and at
+    least ``min_speech_s`` seconds of it (its duration where speech detection did not run)."""
+    if c.clip_id not in emb_index or c.no_speech:
+        return False
+    speech = c.duration_s if c.speech_s is None else c.speech_s
+    return speech >= min_speech_s
+
+
+def assign_groups(clips: list[Clip], emb_index: dict[str, int], cluster_labels: np.ndarray | None,
+                  emb: np.ndarray | None = None, *, threshold: float = 0.3, min_speech_s: float = 0.0) -> dict:
+    """Set ``clip.group`` for every clip (see the module docstring).
+
+    ``cluster_labels`` holds a cluster number per row of the embeddings (``emb_index``
+    maps clip ids to rows); rows of clips that are not :func:`clusterable` are ignored
+    (-1 is fine). ``emb`` (unit rows) is needed to attach clips with little speech to a
+    group; without it they stay alone. Returns counts of the clips per rule.
+    """
+    members: dict[int, list[str]] = defaultdict(list)
     known_by_cluster: dict[int, Counter] = defaultdict(Counter)
+    cl = {}
     if cluster_labels is not None:
         for c in clips:
-            if c.speaker and c.clip_id in emb_index:
-                known_by_cluster[int(cluster_labels[emb_index[c.clip_id]])][c.speaker] += 1
+            if clusterable(c, emb_index, min_speech_s):
+                k = int(cluster_labels[emb_index[c.clip_id]])
+                cl[c.clip_id] = k
+                members[k].append(c.clip_id)
+                if c.speaker:
+                    known_by_cluster[k][c.speaker] += 1
+    name = {k: f"clu:{min(ids)}" for k, ids in members.items()}
+    stats = Counter()
+    short = []
     for c in clips:
         if c.speaker:
             c.group = f"spk:{c.speaker}"
-        elif cluster_labels is not None and c.clip_id in emb_index:
-            k = int(cluster_labels[emb_index[c.clip_id]])
-            known = known_by_cluster.get(k)
+            stats["known_speaker"] += 1
+        elif c.no_speech:
+            c.group = f"clip:{c.clip_id}"
+            stats["no_speech"] += 1
+        elif c.clip_id in cl:
+            known = known_by_cluster.get(cl[c.clip_id])
             if known:
                 best = sorted(known.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
                 c.group = f"spk:{best}"
             else:
-                c.group = f"clu:{k:07d}"
+                c.group = name[cl[c.clip_id]]
+            stats["clustered"] += 1
+        elif c.clip_id in emb_index and cluster_labels is not None:
+            c.group = f"clip:{c.clip_id}"
+            short.append(c)
         else:
             c.group = f"clip:{c.clip_id}"
+            stats["not_embedded"] += 1
+    stats["short_speech"] = len(short)
+    stats["short_speech_joined"] = _attach_short(clips, short, emb_index, emb, threshold, min_speech_s) if short else 0
+    return dict(sorted(stats.items()))
+
+
+def _attach_short(clips, short, emb_index, emb, threshold, min_speech_s) -> int:
+    """Move each clip of ``short`` into the group whose clips are nearest on average
+    (below ``threshold``); returns how many moved."""
+    if emb is None:
+        return 0
+    by_group: dict[str, list[int]] = defaultdict(list)
+    for c in clips:
+        if not c.group.startswith("clip:") and clusterable(c, emb_index, min_speech_s):
+            by_group[c.group].append(emb_index[c.clip_id])
+    if not by_group:
+        return 0
+    names = sorted(by_group)
+    # a group's mean embedding: its inner product with a clip is the clip's average cosine
+    # similarity to the group's clips (the average-linkage criterion of the clustering)
+    means = np.stack([emb[by_group[g]].astype(np.float64).mean(axis=0) for g in names]).astype(np.float32)
+    sims, best = nearest(emb[[emb_index[c.clip_id] for c in short]], means)
+    moved = 0
+    for c, j, s in zip(short, best, sims):
+        if j >= 0 and 1.0 - float(s) < threshold:
+            c.group = names[int(j)]
+            moved += 1
+    return moved
 
 
 def merge_duplicate_content(clips: list[Clip]) -> list[dict]:
@@ -117,14 +205,29 @@ def merge_duplicate_content(clips: list[Clip]) -> list[dict]:
     return dups
 
 
-def split_groups(clips: list[Clip], ratios: dict[str, float], seed: int) -> list[str]:
-    """Set ``clip.split`` group by group; returns warnings."""
+def preferred_split(group: str, ratios: dict[str, float], seed: int) -> str:
+    """The split a group goes to by its own hash: cumulative ratios cut [0, 1)."""
+    splits = [s for s in SPLITS if ratios.get(s, 0) > 0]
+    r = np.array([ratios[s] for s in splits])
+    k = int(np.searchsorted(np.cumsum(r) / r.sum(), _unit_hash(group, seed), side="right"))
+    return splits[min(k, len(splits) - 1)]
+
+
+def split_groups(clips: list[Clip], ratios: dict[str, float], seed: int,
+                 tolerance: float = DEFAULT_TOLERANCE, info: dict | None = None) -> list[str]:
+    """Set ``clip.split`` group by group (see the module docstring); returns warnings.
+
+    ``info``, when given, receives facts for the report: groups fixed by a corpus's
+    ``split``, groups free, and how many of those the rebalancing moved away from the
+    split their hash gives."""
     warnings: list[str] = []
     groups: dict[str, list[Clip]] = defaultdict(list)
     for c in clips:
         groups[c.group].append(c)
     pinned: dict[str, str] = {}
-    for g, members in groups.items():
+    with_fixed = sorted({c.group for c in clips if c.fixed_split})
+    for g in with_fixed:
+        members = groups[g]
         fixed = sorted({c.fixed_split for c in members if c.fixed_split})
         if len(fixed) > 1:
             raise SplitError(
@@ -140,24 +243,34 @@ def split_groups(clips: list[Clip], ratios: dict[str, float], seed: int) -> list
                 )
     labels = sorted({c.label for c in clips})
     li = {l: i for i, l in enumerate(labels)}
-    free = [g for g in groups if g not in pinned]
-    counts = {g: np.bincount([li[c.label] for c in groups[g]], minlength=len(labels)).astype(np.float64) for g in groups}
-    totals = np.sum([counts[g] for g in free], axis=0) if free else np.zeros(len(labels))
     splits = [s for s in SPLITS if ratios.get(s, 0) > 0]
-    target = {s: ratios[s] * totals for s in splits}
-    have = {s: np.zeros(len(labels)) for s in splits}
-    weight = 1.0 / np.maximum(totals, 1.0)
-    order = [free[i] for i in _hash_order(free, seed)]
-    order.sort(key=lambda g: -len(groups[g]))  # stable: equal sizes keep the seeded order
+    free = sorted(g for g in groups if g not in pinned)
     chosen: dict[str, str] = dict(pinned)
-    for g in order:
-        c = counts[g]
-        scores = [float(np.sum(c * (target[s] - have[s]) * weight)) for s in splits]
-        s = splits[int(np.argmax(scores))]
-        have[s] += c
-        chosen[g] = s
+    if free:
+        gi = {g: i for i, g in enumerate(free)}
+        amounts = np.zeros((len(free), len(labels)))
+        pinned_have = np.zeros((len(splits), len(labels)))
+        for c in clips:
+            w = c.duration_s if c.label in DURATION_LABELS else 1.0
+            if c.group in gi:
+                amounts[gi[c.group], li[c.label]] += w
+            elif pinned[c.group] in splits:
+                pinned_have[splits.index(pinned[c.group]), li[c.label]] += w
+        u = np.array([_unit_hash(g, seed) for g in free])
+        r = np.array([ratios[s] for s in splits])
+        hi = np.cumsum(r) / r.sum()
+        lo = hi - r / r.sum()
+        where = np.minimum(np.searchsorted(hi, u, side="right"), len(splits) - 1)  # as preferred_split
+        distance = np.maximum(lo[None, :] - u[:, None], 0) + np.maximum(u[:, None] - hi[None, :], 0)
+        moved = _rebalance(amounts, where, r, tolerance, u, pinned_have, distance)
+        chosen.update({g: splits[int(k)] for g, k in zip(free, moved)})
+        if info is not None:
+            info["moved_from_hash_split"] = int(np.sum(moved != where))
     for c in clips:
         c.split = chosen[c.group]
+    if info is not None:
+        info.update(fixed_groups=len(pinned), free_groups=len(free), tolerance=tolerance)
+        info.setdefault("moved_from_hash_split", 0)
     # a corpus whose clips all fall in one group cannot be split
     by_corpus: dict[str, set] = defaultdict(set)
     n_corpus: Counter = Counter()
@@ -173,6 +286,108 @@ def split_groups(clips: list[Clip], ratios: dict[str, float], seed: int) -> list
                 f"'{chosen[g]}', the other splits get none of it"
             )
     return warnings
+
+
+_CHUNK = 1024
+
+
+def _excess(dev: np.ndarray, tolerance: float) -> np.ndarray:
+    return np.maximum(np.abs(dev) - tolerance, 0.0)
+
+
+def _rebalance(amounts: np.ndarray, where: np.ndarray, ratios: np.ndarray, tolerance: float,
+               priority: np.ndarray, pinned_have: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """Move groups between splits until every split's share of every label is within
+    ``tolerance`` of its target, then until every split holds a group of each label that
+    has at least one group per split. Returns the new split index per group.
+
+    ``amounts`` is ``(groups, labels)``, ``where`` the split index of each group,
+    ``distance[g, s]`` how far group g's hash lies from split s's interval. Each step makes,
+    of the moves that bring the shares closer to the tolerance band, the one of the group
+    whose hash lies nearest the interval of the split it moves to (as if that split's cut
+    points had moved a little; ties: lowest ``priority``). An edit that changes the shares
+    a little therefore changes which groups move only at the margin.
+    """
+    n_groups, n_labels = amounts.shape
+    n_splits = len(ratios)
+    where = where.copy()
+    totals = amounts.sum(axis=0)
+    scale = 1.0 / np.maximum(totals, 1e-12)
+    target = ratios[:, None] * totals[None, :]
+    have = np.zeros((n_splits, n_labels))
+    np.add.at(have, where, amounts)
+    rank = np.argsort(np.argsort(priority, kind="stable"), kind="stable")
+
+    def cost_rows(h, t):  # per split: squared excess beyond the tolerance, summed over labels
+        return np.sum(_excess((h - t) * scale, tolerance) ** 2, axis=-1)
+
+    orders: dict[tuple, list] = {}  # per set of labels outside the band: candidates per split, nearest first
+    skip: dict[tuple, int] = {}
+    for _ in range(n_groups + 1):
+        rows = cost_rows(have, target)
+        if rows.sum() <= 1e-15:
+            break
+        # only a group holding a label outside the band can bring the cost down
+        out = tuple(np.flatnonzero(np.any(_excess((have - target) * scale, tolerance) > 0, axis=0)))
+        if out not in orders:
+            idx = np.flatnonzero(np.any(amounts[:, list(out)] > 0, axis=1))
+            orders[out] = [idx[np.lexsort((rank[idx], distance[idx, b]))] for b in range(n_splits)]
+        dev = (have - target) * scale
+        surplus = np.any(dev > tolerance, axis=1)  # splits that lose cost by giving a group away
+        deficit = np.any(dev < -tolerance, axis=1)  # splits that lose cost by taking one
+        best_key, best = None, None
+        for b in range(n_splits):
+            if not deficit[b] and not np.delete(surplus, b).any():
+                continue  # no move into b can help
+            order = orders[out][b]
+            # skip the leading groups already in b (reset when a group leaves b)
+            p = skip.get((out, b), 0)
+            while p < len(order) and where[order[p]] == b:
+                p += 1
+            skip[(out, b)] = p
+            for start in range(p, len(order), _CHUNK):  # the first group of the order whose move helps
+                ch = order[start:start + _CHUNK]
+                a, w = amounts[ch], where[ch]
+                gain = rows[w] + rows[b] - cost_rows(have[w] - a, target[w]) - cost_rows(have[b][None, :] + a, target[b])
+                hit = np.flatnonzero((gain > 1e-15) & (w != b))
+                if len(hit):
+                    g = int(ch[hit[0]])
+                    key = (float(distance[g, b]), int(rank[g]))
+                    if best_key is None or key < best_key:
+                        best_key, best = key, (g, b)
+                    break
+        if best is None:
+            break
+        g, b = best
+        for key in [k for k in skip if k[1] == where[g]]:
+            skip[key] = 0
+        have[where[g]] -= amounts[g]
+        have[b] += amounts[g]
+        where[g] = b
+    # every split gets a group of each label that has enough groups for that
+    has = amounts > 0
+    for l in range(n_labels):
+        if has[:, l].sum() < n_splits:
+            continue
+        for b in range(n_splits):
+            if have[b, l] > 0 or pinned_have[b, l] > 0:
+                continue
+            count = np.zeros((n_splits, n_labels), dtype=np.int64)
+            np.add.at(count, where, has.astype(np.int64))
+            # a donor keeps at least one group of every label it gives away
+            ok = has[:, l] & (where != b) & np.all(((count[where] - has) > 0) | ~has, axis=1)
+            cand = np.flatnonzero(ok)
+            if not len(cand):
+                continue
+            after = np.array([np.sum(((have[where[g]] - amounts[g] - target[where[g]]) * scale) ** 2)
+                              + np.sum(((have[b] + amounts[g] - target[b]) * scale) ** 2)
+                              - np.sum(((have[where[g]] - target[where[g]]) * scale) ** 2)
+                              - np.sum(((have[b] - target[b]) * scale) ** 2) for g in cand])
+            g = int(cand[np.lexsort((rank[cand], after))[0]])
+            have[where[g]] -= amounts[g]
+            have[b] += amounts[g]
+            where[g] = b
+    return where
 
 
 def cap_train_groups(clips: list[Clip], cap: int, strategy: str, seed: int, emb_index, emb) -> int:
@@ -338,6 +553,17 @@ def to_json(obj) -> str:
 SPLIT_COLUMNS = ["clip_id", "corpus", "label", "group", "split", "use", "note", "duration_s", "source", "speaker", "sha256"]
 
 
+def _speech(row: dict) -> tuple[float | None, bool]:
+    """``(speech seconds, no speech found)`` from a clip-table row; ``(None, False)`` where
+    speech detection did not run (its ``speech_ratio`` cell is empty)."""
+    if not row.get("speech_ratio"):
+        return None, False
+    start, end = row.get("speech_start_s") or "", row.get("speech_end_s") or ""
+    if not end:
+        return 0.0, True
+    return max(float(end) - float(start or 0.0), 0.0), False
+
+
 def load_clips(tables) -> list[Clip]:
     """The ok clips of every shard table, sorted by clip id."""
     from .table import read_table
@@ -347,12 +573,27 @@ def load_clips(tables) -> list[Clip]:
         for r in read_table(t):
             if r["status"] != "ok":
                 continue
+            speech_s, no_speech = _speech(r)
             clips.append(
                 Clip(r["clip_id"], r["corpus"], r["label"], float(r["duration_s"]), r["source"], r["speaker"],
-                     r["split"], sha256=r["sha256"])
+                     r["split"], sha256=r["sha256"], speech_s=speech_s, no_speech=no_speech)
             )
     clips.sort(key=lambda c: c.clip_id)
     return clips
+
+
+def split_shares(clips: list[Clip]) -> dict:
+    """Each split's share of each label: of its clips, or of its seconds for
+    :data:`DURATION_LABELS` (what the split balances)."""
+    amount: dict = defaultdict(float)
+    total: dict = defaultdict(float)
+    for c in clips:
+        w = c.duration_s if c.label in DURATION_LABELS else 1.0
+        amount[(c.label, c.split)] += w
+        total[c.label] += w
+    return {label: {"by": "seconds" if label in DURATION_LABELS else "clips",
+                    **{s: round(amount[(label, s)] / total[label], 6) if total[label] else 0.0 for s in SPLITS}}
+            for label in sorted(total)}
 
 
 def load_embeddings(stores) -> tuple[dict[str, int], np.ndarray | None]:
@@ -374,8 +615,14 @@ def load_embeddings(stores) -> tuple[dict[str, int], np.ndarray | None]:
 
 def run_cluster_split(tables, embedding_stores, out_table, out_report, *, seed: int, threshold: float,
                       neighbors: int, ratios: dict, cap: int, cap_strategy: str,
-                      leakage_similarity: float, worst_pairs: int = 20) -> SplitResult:
-    """The ``cluster_split`` rule: groups, split, checks and report."""
+                      leakage_similarity: float, worst_pairs: int = 20,
+                      min_speech_s: float = DEFAULT_MIN_SPEECH_S,
+                      tolerance: float = DEFAULT_TOLERANCE) -> SplitResult:
+    """The ``cluster_split`` rule: groups, split, checks and report.
+
+    Only :func:`clusterable` clips are clustered (speech found, at least ``min_speech_s``
+    seconds of it); see :func:`assign_groups` for the others.
+    """
     import time
 
     from .table import write_table
@@ -383,17 +630,23 @@ def run_cluster_split(tables, embedding_stores, out_table, out_report, *, seed: 
     t0 = time.monotonic()
     clips = load_clips(tables)
     emb_index, emb = load_embeddings(embedding_stores)
-    info: dict = {"method": None, "embedded_clips": len(emb_index)}
+    info: dict = {"method": None, "embedded_clips": len(emb_index), "clustered_clips": 0}
     labels = None
+    rows = [emb_index[c.clip_id] for c in clips if clusterable(c, emb_index, min_speech_s)]
     if emb is not None and len(emb):
-        from .cluster import cluster_embeddings
+        labels = np.full(len(emb), -1, dtype=np.int64)
+        if rows:
+            from .cluster import cluster_embeddings
 
-        labels, info = cluster_embeddings(emb, threshold, k=neighbors, seed=seed)
-        info = {k: v for k, v in info.items() if not k.endswith("_s")}  # timings vary run to run
+            sub, info = cluster_embeddings(emb[rows], threshold, k=neighbors, seed=seed)
+            labels[rows] = sub
+            info = {k: v for k, v in info.items() if not k.endswith("_s")}  # timings vary run to run
         info["embedded_clips"] = int(len(emb))
-    assign_groups(clips, emb_index, labels)
+        info["clustered_clips"] = len(rows)
+    grouping = assign_groups(clips, emb_index, labels, emb, threshold=threshold, min_speech_s=min_speech_s)
     duplicates = merge_duplicate_content(clips)
-    warnings = split_groups(clips, ratios, seed)
+    split_info: dict = {}
+    warnings = split_groups(clips, ratios, seed, tolerance, info=split_info)
     dropped = cap_train_groups(clips, cap, cap_strategy, seed, emb_index, emb)
     leaks = check_no_leak(clips)
     for w in warnings:
@@ -407,8 +660,12 @@ def run_cluster_split(tables, embedding_stores, out_table, out_report, *, seed: 
             "max_train_clips_per_group": cap,
             "cap_strategy": cap_strategy,
             "leakage_similarity": leakage_similarity,
+            "min_speech_s": min_speech_s,
+            "tolerance": tolerance,
         },
         "clustering": info,
+        "grouping": grouping,
+        "balance": {**split_info, "shares": split_shares(clips)},
         "clips": len(clips),
         "groups": group_size_stats(clips),
         "splits": summarise_split(clips),

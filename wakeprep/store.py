@@ -16,6 +16,7 @@ when closed, so a reader never sees a half-written store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -52,6 +53,48 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _close_quietly(f) -> None:
+    """Close ``f``, dropping a failure to flush it: its file descriptor is released either
+    way (CPython closes the raw file after a failed flush)."""
+    try:
+        f.close()
+    except OSError:
+        try:
+            f.close()  # a second close releases the descriptor if the first stopped early
+        except (OSError, ValueError):
+            pass
+
+
+def remove_tree(path) -> None:
+    """Remove a folder and everything in it; quiet when it is already gone. Removing needs
+    no free space, so this works on a full disk."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def building_dir(target):
+    """Build folder ``target`` in a temporary sibling; yields the temporary folder.
+
+    On a clean exit it replaces ``target`` (:func:`replace_dir`); on any exception,
+    including a full disk while finishing, the temporary folder is removed and the
+    target left as it was.
+
+    Examples
+    --------
+    >>> with building_dir("results/mmap/train/positive") as tmp:   # doctest: +SKIP
+    ...     (tmp / "clips.tsv").write_text("...")
+    """
+    target = Path(target)
+    tmp = temp_sibling(target)
+    try:
+        yield tmp
+        _fsync_dir(tmp)
+        replace_dir(tmp, target)
+    except BaseException:
+        remove_tree(tmp)
+        raise
 
 
 def remove_stale_temporaries(target: Path) -> None:
@@ -172,9 +215,21 @@ class RaggedWriter:
         return len(self._lengths)
 
     def close(self) -> Path:
-        """Finish the store and rename it into place; returns its path."""
+        """Finish the store and rename it into place; returns its path.
+
+        If finishing fails (a full disk, say), the temporary folder is removed and the
+        error raised: the target is left as it was."""
         if self._closed:
             return self.path
+        try:
+            self._finish()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        return self.path
+
+    def _finish(self) -> None:
         lengths = np.asarray(self._lengths, dtype=np.int64)
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -203,17 +258,20 @@ class RaggedWriter:
             os.fsync(f.fileno())
         _fsync_dir(self._tmp)
         replace_dir(self._tmp, self.path)
-        self._closed = True
-        return self.path
 
     def abort(self) -> None:
-        """Drop everything written; the target is left as it was."""
+        """Drop everything written; the target is left as it was.
+
+        The temporary folder is removed even when closing its files fails (on a full
+        disk, closing flushes the write buffer and raises ``ENOSPC`` again)."""
         if self._closed:
             return
-        for f in (self._data, self._ids):
-            f.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
         self._closed = True
+        try:
+            for f in (self._data, self._ids):
+                _close_quietly(f)
+        finally:
+            remove_tree(self._tmp)
 
     def __enter__(self) -> "RaggedWriter":
         return self
