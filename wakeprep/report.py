@@ -857,6 +857,20 @@ def summary_html(s: dict) -> str:
             f"<p><b>speaker groups:</b> {g['groups']} (known speakers {k['spk']}, clusters {k['clu']}, "
             f"single clips {k['clip']}); largest {g['largest']} clips, median {g['median']:g}</p>"
         )
+    amb = s.get("ambient")
+    if amb:
+        parts.append(f"<p><b>ambient hours ({html.escape('/'.join(amb['labels']))}):</b> " + ", ".join(
+            f"{html.escape(k)} {_hours(amb['hours'].get(k, 0.0))}" for k in SPLITS) + "</p>")
+    warnings = list((amb or {}).get("warnings", []))
+    if s.get("windows"):
+        rows = [[k, w["mode"], w["clips"], w["windows"], w["frames_per_window"] if w["mode"] == "place" else "",
+                 w["speech_longer_than_window"], w["no_speech"]] for k, w in s["windows"].items()]
+        parts.append(table(["split / label", "windows", "clips", "items", "frames each", "speech longer than window",
+                            "no speech"], rows))
+        warnings += [f"warning: {k}: {w['no_speech']} clip(s) without detected speech ({w['no_speech_action']})"
+                     for k, w in s["windows"].items() if w["no_speech"]]
+    for line in warnings:
+        parts.append(f'<p style="color:#b91c1c"><b>{html.escape(line)}</b></p>')
     leak = s.get("leakage")
     if leak:
         colour = "#15803d" if leak["passed"] else "#b91c1c"
