@@ -695,7 +695,7 @@ def plot_features(label: str, examples: Sequence[Example], path, augment_note: s
             axes[0, 0].text(0.5, 0.5, f"no {label} clips", ha="center", va="center", transform=axes[0, 0].transAxes)
             axes[0, 0].set_axis_off()
             return save_png(fig, path)
-        shown = [a[:MAX_EXAMPLE_FRAMES] for e in examples for a in [e.features, *e.augmented]]
+        shown = [a[-MAX_EXAMPLE_FRAMES:] for e in examples for a in [e.features, *e.augmented]]
         vmax = max(float(a.max()) if a.size else 0.0 for a in shown) or 1.0
         image = None
         for r, ex in enumerate(examples):
@@ -706,7 +706,7 @@ def plot_features(label: str, examples: Sequence[Example], path, augment_note: s
                     ax.set_axis_off()
                     continue
                 name, a = panels[c]
-                a = a[:MAX_EXAMPLE_FRAMES]
+                a = a[-MAX_EXAMPLE_FRAMES:]
                 if a.size:
                     image = ax.imshow(a.T, origin="lower", aspect="auto", interpolation="nearest",
                                       cmap="magma", vmin=0.0, vmax=vmax)
