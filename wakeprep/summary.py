@@ -207,10 +207,11 @@ def format_summary(s: dict) -> str:
                 )
     if s.get("windows"):
         lines.append("")
-        lines.append(f"{'windows':<26} {'mode':<6} {'clips':>7} {'windows':>8} {'frames':>7} {'too long':>8} {'no speech':>9}")
+        lines.append(f"{'windows':<26} {'mode':<6} {'clips':>7} {'cut':>5} {'windows':>8} {'frames':>7} {'too long':>8} "
+                     f"{'no speech':>9}")
         for key, w in s["windows"].items():
             fpw = "" if w["frames_per_window"] is None or w["mode"] != "place" else w["frames_per_window"]
-            lines.append(f"{key:<26} {w['mode']:<6} {w['clips']:>7} {w['windows']:>8} {fpw!s:>7} "
+            lines.append(f"{key:<26} {w['mode']:<6} {w['clips']:>7} {w['cut_clips']:>5} {w['windows']:>8} {fpw!s:>7} "
                          f"{w['speech_longer_than_window']:>8} {w['no_speech']:>9}")
         for key, w in s["windows"].items():
             if w["no_speech"]:
