@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .features import FEATURE_SCALE, dequantise
+from .features import dequantise
 from .fileio import atomic_write
 from .ninja import NinjaRaggedWriter, ragged_bytes
 from .store import RaggedStore, replace_dir, temp_sibling
@@ -270,18 +270,14 @@ def export_microwakeword(sources: dict, out_dir, settings: ExportSettings, *, au
 
 
 def _window_summary(paths) -> dict:
-    out = {}
+    from .summary import summarise_windows
+
+    reports = []
     for p in paths:
         with open(p, encoding="utf-8") as f:
-            r = json.load(f)
-        out[f"{r['split']}/{r['label']}"] = {
-            "mode": r["mode"], "clips": r["clips"], "windows": r["windows"],
-            "frames_per_window": r["frames_per_window"],
-            "speech_longer_than_window": len(r["speech_longer_than_window"]),
-            "no_speech": len(r["no_speech"]), "no_speech_action": r["no_speech_action"],
-        }
-    return out
+            reports.append(json.load(f))
+    return summarise_windows(reports)
 
 
 __all__ = ["ExportSettings", "DiskSpaceError", "export_microwakeword", "training_parameters", "check_free_space",
-           "mww_folder", "FEATURE_SCALE"]
+           "mww_folder"]
