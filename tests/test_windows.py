@@ -196,3 +196,16 @@ def test_bad_settings_name_the_key():
         WindowSettings.from_config({"end_jitter_min_s": 0.3, "end_jitter_max_s": 0.2})
     with pytest.raises(ValueError, match="windows.place_labels"):
         WindowSettings.from_config({"place_labels": ["background"]})
+
+
+def test_config_checks_name_the_keys(tmp_path):
+    from wakeprep.config import semantic_problems
+
+    base = {"corpora": [{"name": "p", "path": str(tmp_path), "label": "positive"}]}
+    assert semantic_problems(base) == []
+    lines = semantic_problems({**base, "windows": {"place_labels": ["positive", "hard_negative"]},
+                               "vad": {"labels": ["positive"]}})
+    assert lines == ["windows.place_labels: 'hard_negative' is placed by its speech end, which only clips of "
+                     "vad.labels get: add 'hard_negative' to vad.labels"]
+    lines = semantic_problems({**base, "windows": {"positive_s": 1.0}, "export": {"trainer": {"clip_duration_ms": 1500}}})
+    assert lines and lines[0].startswith("export.trainer.clip_duration_ms: 1500 ms is longer than windows.positive_s")
