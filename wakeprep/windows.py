@@ -25,9 +25,9 @@ count. A clip without detected speech is never placed by guesswork: with
 ``windows.no_speech: reject`` (default) it is left out and listed in ``windows.json``;
 with ``clip_end`` it is placed as if its speech ended at its last sample, and listed too.
 
-**cut** (labels ``negative``, ``hard_negative``, ``background`` not placed, in the splits
-of ``windows.cut_splits``; default all three except the ambient sets, see
-:func:`window_mode`). The clip's features are cut, as microWakeWord cuts spectrograms:
+**cut** (labels of ``windows.cut_labels`` that are not placed, default ``negative``,
+``hard_negative`` and ``background``, in every split except the validation and test sets
+of ``export.ambient_labels``, which keep long clips; see :func:`window_mode`). The clip's features are cut, as microWakeWord cuts spectrograms:
 a clip of at most ``skip + W`` frames is kept whole; a longer one gives windows of
 ``W = negative_s / 10 ms`` frames starting at ``skip, skip + H, ...`` (``H = hop_s / 10
 ms``) while they fit, plus one window ending at the clip's last frame when the last one
