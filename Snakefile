@@ -1,6 +1,6 @@
 # wakeprep: raw audio corpora to wake-word training data.
 # Stages: convert -> features -> embed (per shard); cluster_split (global);
-# assemble (per split and label); export, augment; summary. See README.md.
+# assemble (per split and label); windows, export, augment; summary. See README.md.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -18,6 +18,8 @@ include: "rules/convert.smk"
 include: "rules/features.smk"
 include: "rules/speakers.smk"
 include: "rules/assemble.smk"
+include: "rules/windows.smk"
+include: "rules/export.smk"
 include: "rules/augment.smk"
 include: "rules/summary.smk"
 include: "rules/report.smk"

@@ -3,6 +3,7 @@ rule assemble:
         split=f"{RESULTS}/split/split.tsv",
         features=lambda w: shard_paths(f"{SHARD}/features", corpora_with_label(w.label)),
         audio=lambda w: shard_paths(f"{SHARD}/audio", corpora_with_label(w.label)),
+        tables=lambda w: shard_paths(f"{SHARD}/clips.tsv", corpora_with_label(w.label)),
     output:
         directory(assembled("{split}", "{label}")),
     log:
@@ -15,18 +16,3 @@ rule assemble:
         "../envs/cluster.yaml"
     script:
         "../scripts/assemble.py"
-
-
-rule export_microwakeword:
-    input:
-        [assembled(s, l) for s in SPLITS for l in LABELS],
-    output:
-        directory(f"{RESULTS}/microwakeword"),
-    log:
-        f"{RESULTS}/logs/export_microwakeword.log",
-    params:
-        pairs=[[s, l] for s in SPLITS for l in LABELS],
-    conda:
-        "../envs/cluster.yaml"
-    script:
-        "../scripts/export_microwakeword.py"

@@ -1,6 +1,6 @@
 rule augment:
     input:
-        assembled=f"{RESULTS}/mmap/train/{{label}}",
+        assembled=lambda w: train_features(w.label),  # fixed-length windows where rule windows makes them
     output:
         augmented=directory(f"{RESULTS}/augmented/{{label}}"),
     log:

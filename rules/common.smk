@@ -11,6 +11,8 @@ from wakeprep.config import ConfigError, check_config, demo_generates, use_check
 
 use_checkout(workflow.basedir)  # jobs import this checkout's package; envs install it
 from wakeprep.corpus import existing_shards, scan_corpus, write_manifests
+from wakeprep.export import ExportSettings
+from wakeprep.windows import WindowSettings, window_mode
 
 try:
     check_config(config, schema_path=workflow.source_path("../schemas/config.schema.yaml"))
@@ -84,9 +86,43 @@ def all_targets(wildcards):
     targets.append(f"{RESULTS}/report/summary.html")
     if config["export"]["microwakeword"]:
         targets.append(f"{RESULTS}/microwakeword")
+    if config["export"]["openwakeword"]:
+        targets.append(f"{RESULTS}/openwakeword")
+    targets += [windows_dir(s, l) for s in SPLITS for l in LABELS if windowed(s, l)]
     if config["augment"]["enabled"]:
         targets += [f"{RESULTS}/augmented/{l}" for l in LABELS]
     return targets
+
+
+try:
+    WINDOWS = WindowSettings.from_config(config["windows"])
+    EXPORT = ExportSettings.from_config(config["export"])
+except ValueError as e:
+    raise WorkflowError(str(e)) from None
+
+
+def windowed(split, label):
+    """Whether rule windows makes fixed-length windows of this split and label."""
+    return window_mode(split, label, WINDOWS, EXPORT.ambient_labels) != "whole"
+
+
+def windows_dir(split, label):
+    return f"{RESULTS}/windows/{split}/{label}"
+
+
+def export_source(split, label):
+    """The folder (with features/) the export and augment read for a split and label."""
+    return windows_dir(split, label) if windowed(split, label) else assembled(split, label)
+
+
+def train_features(label):
+    return export_source("train", label)
+
+
+def export_augmented():
+    if config["augment"]["enabled"] and EXPORT.specaugment:
+        return [f"{RESULTS}/augmented/{l}" for l in LABELS]
+    return []
 
 
 def print_summary():

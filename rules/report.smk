@@ -5,7 +5,7 @@ rule report:
         split=f"{RESULTS}/split/split.tsv",
         split_report=f"{RESULTS}/split/report.json",
         embeddings=lambda w: shard_paths(f"{SHARD}/embeddings", SPEECH),
-        assembled=[assembled(s, l) for s in SPLITS for l in LABELS],
+        assembled=[export_source(s, l) for s in SPLITS for l in LABELS],  # the windows where made
         augmented=[f"{RESULTS}/augmented/{l}" for l in LABELS] if config["augment"]["enabled"] else [],
     output:
         summary=report(

@@ -4,12 +4,15 @@ rule summary:
         features=lambda w: shard_paths(f"{SHARD}/features"),
         split=f"{RESULTS}/split/split.tsv",
         split_report=f"{RESULTS}/split/report.json",
+        windows=[windows_dir(s, l) for s in SPLITS for l in LABELS if windowed(s, l)],
     output:
         clips=f"{RESULTS}/clips.tsv",
         summary=f"{RESULTS}/summary.txt",
         json=f"{RESULTS}/summary.json",
     log:
         f"{RESULTS}/logs/summary.log",
+    params:
+        ambient_labels=config["export"]["ambient_labels"],
     conda:
         "../envs/report.yaml"
     script:

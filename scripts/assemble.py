@@ -10,4 +10,5 @@ with script_logging(snakemake.log[0]):
         snakemake.input.audio,
         snakemake.output[0],
         seed=snakemake.params.seed,
+        tables=snakemake.input.tables,
     )

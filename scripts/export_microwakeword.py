@@ -1,9 +1,13 @@
-import logging
+from pathlib import Path
 
-from wakeprep.assemble import export_microwakeword
+from wakeprep.export import ExportSettings, export_microwakeword
 from wakeprep.logs import script_logging
 
 with script_logging(snakemake.log[0]):
-    folders = {tuple(k): p for k, p in zip(snakemake.params.pairs, snakemake.input)}
-    counts = export_microwakeword(folders, snakemake.output[0])
-    logging.getLogger("wakeprep").info("exported %s", counts)
+    export_microwakeword(
+        {tuple(k): p for k, p in zip(snakemake.params.pairs, snakemake.input.sources)},
+        snakemake.output[0],
+        ExportSettings.from_config(snakemake.params.export),
+        augmented=dict(zip(snakemake.params.labels, snakemake.input.augmented)),
+        window_reports=[Path(p, "windows.json") for p in snakemake.input.windows],
+    )

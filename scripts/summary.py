@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from wakeprep.logs import script_logging
 from wakeprep.summary import write_summary
 
@@ -9,4 +11,6 @@ with script_logging(snakemake.log[0]):
         snakemake.output.json,
         split_table=snakemake.input.split,
         split_report=snakemake.input.split_report,
+        windows=[Path(p, "windows.json") for p in snakemake.input.windows],
+        ambient_labels=snakemake.params.ambient_labels,
     )

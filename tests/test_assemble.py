@@ -1,11 +1,11 @@
 """Assembled split stores hold every used clip exactly once, byte-equal to the shard stores,
-and the microWakeWord export reads back with mmap_ninja item for item."""
+and their index carries the clip tables' speech columns (the microWakeWord export is
+tested in test_export.py)."""
 
 import numpy as np
 import pytest
 
-from wakeprep.assemble import assemble, export_microwakeword
-from wakeprep.features import dequantise
+from wakeprep.assemble import assemble
 from wakeprep.split import SPLIT_COLUMNS
 from wakeprep.store import RaggedStore, RaggedWriter
 from wakeprep.table import read_table, write_table
@@ -72,22 +72,15 @@ def test_empty_split_gives_empty_stores(shards):
     assert len(RaggedStore(root / "neg" / "audio")) == 0
 
 
-def test_microwakeword_export_reads_back_with_mmap_ninja(shards):
-    from mmap_ninja.ragged import RaggedMmap
-
-    root, feats, audio, _ = shards
-    folders = {}
-    for s in SPLITS:
-        for label in ("positive", "background"):
-            out = root / "mmap" / s / label
-            assemble(root / "split.tsv", s, label, feats, audio, out, seed=1)
-            folders[(s, label)] = out
-    counts = export_microwakeword(folders, root / "mww")
-    assert counts["background/testing_ambient"] == 0
-    for s, sub in (("train", "training"), ("validation", "validation"), ("test", "testing")):
-        ours = RaggedStore(folders[(s, "positive")] / "features")
-        theirs = RaggedMmap(str(root / "mww" / "positive" / sub / "wakeword_mmap"))
-        assert len(theirs) == len(ours) == counts[f"positive/{sub}"]
-        for i in range(len(ours)):
-            np.testing.assert_array_equal(theirs[i], dequantise(ours[i]))
-            assert theirs[i].dtype == np.float32 and theirs[i].shape == (len(ours[i]), 40)
+def test_index_carries_the_speech_columns(shards):
+    root, feats, audio, rows = shards
+    tables = []
+    for k in range(3):
+        t = root / f"s{k}" / "clips.tsv"
+        write_table(t, [{"clip_id": r["clip_id"], "speech_start_s": 0.1, "speech_end_s": 0.25 + k, "speech_ratio": 0.5,
+                         "snr_db": 20.0} for r in rows if r["clip_id"].startswith(f"c/s{k}/")])
+        tables.append(t)
+    assemble(root / "split.tsv", "train", "positive", feats, audio, root / "out", seed=1, tables=tables)
+    index = list(read_table(root / "out" / "clips.tsv"))
+    assert index and all(r["speech_end_s"] == str(0.25 + int(r["clip_id"][3])) for r in index)
+    assert all(r["speech_start_s"] == "0.1" and r["snr_db"] == "20" for r in index)

@@ -16,6 +16,7 @@ BENCHES = {
     "embed.py": ["--small"],
     "augment.py": ["--cpu-only", "--small"],
     "dataset.py": ["--small", "--gpu"],
+    "vad.py": ["--small"],
 }
 
 

@@ -162,7 +162,8 @@ def test_augmented_copies_shown_when_augment_runs(reported):
     res = work / "results"
     if not (res / "augmented").is_dir():
         pytest.skip("the augment rule is not part of this workflow yet")
-    stores = {s: res / "mmap" / s / "positive" / "features" for s in SPLITS}
+    # SpecAugment copies are made of the fixed-length windows (rule windows)
+    stores = {s: res / "windows" / s / "positive" / "features" for s in SPLITS}
     examples = feature_examples(stores, cfg["seed"], augmented=res / "augmented" / "positive")
     assert examples and all(e.split == "train" for e in examples)
     for e in examples:

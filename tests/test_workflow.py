@@ -80,12 +80,14 @@ def test_nothing_changed_nothing_to_do(workspace):
 
 #: every (split, label) pair of the test config: speech is positive, noise is background
 ASSEMBLED = 3 * 2
+#: pairs rule windows makes windows of: positives in every split, background in train
+WINDOWED = 3 + 1
 
 
 def _assert_one_shard_reruns(work, relpath):
     jobs = planned_jobs(work)
     assert by_rule(jobs) == {
-        "convert": 1, "features": 1, "embed": 1, "cluster_split": 1, "assemble": ASSEMBLED, "augment": 2,
+        "convert": 1, "features": 1, "embed": 1, "cluster_split": 1, "assemble": ASSEMBLED, "windows": WINDOWED, "augment": 2,
         "summary": 1, "report": 1, "all": 1,
     }, jobs
     shard = _shard(relpath, work)
@@ -119,7 +121,8 @@ def test_feature_parameter_reruns_features_not_conversion(workspace):
     (work / "config.yaml").write_text(yaml.safe_dump(changed))
     try:
         jobs = planned_jobs(work)
-        assert by_rule(jobs) == {"features": n_shards, "assemble": ASSEMBLED, "augment": 2, "summary": 1, "report": 1, "all": 1}, jobs
+        assert by_rule(jobs) == {"features": n_shards, "assemble": ASSEMBLED, "windows": WINDOWED, "augment": 2, "summary": 1,
+                                "report": 1, "all": 1}, jobs
     finally:
         (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     assert planned_jobs(work) == []

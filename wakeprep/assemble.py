@@ -1,4 +1,4 @@
-"""Assembly of the per-split, per-label stores, and the microWakeWord export."""
+"""Assembly of the per-split, per-label stores (the microWakeWord export is in :mod:`wakeprep.export`)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import dequantise
 from .store import RaggedStore, merge_stores, replace_dir, temp_sibling
 from .table import read_table, write_table
 
 log = logging.getLogger("wakeprep")
 
-INDEX_COLUMNS = ["clip_id", "corpus", "label", "group", "split", "duration_s", "frames", "source", "speaker"]
-#: microWakeWord's folder for each of our splits (background audio goes to its *_ambient sets).
-MWW_SPLIT = {"train": "training", "validation": "validation", "test": "testing"}
+INDEX_COLUMNS = ["clip_id", "corpus", "label", "group", "split", "duration_s", "frames", "source", "speaker",
+                 "speech_start_s", "speech_end_s", "speech_ratio", "snr_db"]
+#: Columns of the clip tables carried into the assembled index (speech boundaries place positives).
+SPEECH_COLUMNS = ["speech_start_s", "speech_end_s", "speech_ratio", "snr_db"]
 
 
 def selected_ids(split_table, split: str, label: str) -> list[dict]:
@@ -26,14 +26,28 @@ def selected_ids(split_table, split: str, label: str) -> list[dict]:
     return rows
 
 
-def assemble(split_table, split: str, label: str, feature_stores, audio_stores, out_dir, seed: int) -> int:
+def speech_columns(tables) -> dict[str, dict]:
+    """Speech columns (:data:`SPEECH_COLUMNS`) of every clip of the given clip tables, by clip id."""
+    out = {}
+    for t in tables:
+        for r in read_table(t):
+            out[r["clip_id"]] = {c: r.get(c, "") for c in SPEECH_COLUMNS}
+    return out
+
+
+def assemble(split_table, split: str, label: str, feature_stores, audio_stores, out_dir, seed: int,
+             tables=()) -> int:
     """Write ``out_dir/{features,audio}`` (ragged stores) and ``out_dir/clips.tsv``.
 
     Items are copied one at a time from the shard stores, in clip id order, so memory
-    stays bounded whatever the corpus size. The folder appears atomically.
+    stays bounded whatever the corpus size. The folder appears atomically. ``tables``
+    (the shard clip tables) give the index its speech columns.
     """
     out_dir = Path(out_dir)
     rows = selected_ids(split_table, split, label)
+    if tables:
+        speech = speech_columns(tables)
+        rows = [{**r, **speech.get(r["clip_id"], {})} for r in rows]
     ids = [r["clip_id"] for r in rows]
     tmp = temp_sibling(out_dir)
     try:
@@ -59,40 +73,3 @@ def assemble(split_table, split: str, label: str, feature_stores, audio_stores, 
         raise
     log.info("assemble %s/%s: %d clips", split, label, len(ids))
     return len(ids)
-
-
-def export_microwakeword(assembled: dict, out_dir, batch_size: int = 256) -> dict:
-    """Write microWakeWord's layout from assembled feature stores.
-
-    ``assembled`` maps ``(split, label)`` to an assembled folder. The result is
-    ``out_dir/{label}/{training,validation,testing}/wakeword_mmap/`` (``mmap_ninja``
-    ragged stores of float32 ``[frames, 40]`` features, as microWakeWord writes them);
-    background audio's validation and test sets go to ``validation_ambient`` and
-    ``testing_ambient``. Returns the number of clips per exported folder.
-    """
-    from mmap_ninja.ragged import RaggedMmap
-
-    out_dir = Path(out_dir)
-    tmp = temp_sibling(out_dir)
-    counts = {}
-    try:
-        for (split, label), folder in sorted(assembled.items()):
-            store = RaggedStore(Path(folder) / "features")
-            sub = MWW_SPLIT[split]
-            if label == "background" and split != "train":
-                sub += "_ambient"
-            target = tmp / label / sub / "wakeword_mmap"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if len(store):
-                RaggedMmap.from_generator(
-                    out_dir=str(target),
-                    sample_generator=(dequantise(x) for x in store),
-                    batch_size=batch_size,
-                    verbose=False,
-                )
-            counts[f"{label}/{sub}"] = len(store)
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return counts

@@ -75,6 +75,21 @@ def semantic_problems(config: dict, basedir=".") -> list[str]:
     ratios = (config.get("split") or {}).get("ratios")
     if ratios and abs(sum(ratios.values()) - 1.0) > 1e-6:
         lines.append(f"split.ratios: train + validation + test must add up to 1, not {sum(ratios.values()):g}")
+    windows = config.get("windows") or {}
+    vad_labels = (config.get("vad") or {}).get("labels", ["positive", "negative", "hard_negative"])
+    for label in windows.get("place_labels", ["positive"]):
+        if label not in vad_labels:
+            lines.append(f"windows.place_labels: '{label}' is placed by its speech end, which only clips of "
+                         f"vad.labels get: add '{label}' to vad.labels")
+    jmin, jmax = windows.get("end_jitter_min_s", 0.195), windows.get("end_jitter_max_s", 0.205)
+    positive_s = windows.get("positive_s", 3.2)
+    if not jmin <= jmax < positive_s:
+        lines.append(f"windows.end_jitter_min_s ({jmin}) must be <= windows.end_jitter_max_s ({jmax}), "
+                     f"which must be below windows.positive_s ({positive_s})")
+    clip_ms = ((config.get("export") or {}).get("trainer") or {}).get("clip_duration_ms", 1500)
+    if clip_ms > positive_s * 1000:
+        lines.append(f"export.trainer.clip_duration_ms: {clip_ms} ms is longer than windows.positive_s "
+                     f"({positive_s} s): the trainer would pad every positive")
     audio = config.get("audio", {})
     lo, hi = audio.get("min_duration_s", 0.1), audio.get("max_duration_s", 1800)
     if lo >= hi:

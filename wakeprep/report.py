@@ -695,7 +695,7 @@ def plot_features(label: str, examples: Sequence[Example], path, augment_note: s
             axes[0, 0].text(0.5, 0.5, f"no {label} clips", ha="center", va="center", transform=axes[0, 0].transAxes)
             axes[0, 0].set_axis_off()
             return save_png(fig, path)
-        shown = [a[:MAX_EXAMPLE_FRAMES] for e in examples for a in [e.features, *e.augmented]]
+        shown = [a[-MAX_EXAMPLE_FRAMES:] for e in examples for a in [e.features, *e.augmented]]
         vmax = max(float(a.max()) if a.size else 0.0 for a in shown) or 1.0
         image = None
         for r, ex in enumerate(examples):
@@ -706,7 +706,7 @@ def plot_features(label: str, examples: Sequence[Example], path, augment_note: s
                     ax.set_axis_off()
                     continue
                 name, a = panels[c]
-                a = a[:MAX_EXAMPLE_FRAMES]
+                a = a[-MAX_EXAMPLE_FRAMES:]
                 if a.size:
                     image = ax.imshow(a.T, origin="lower", aspect="auto", interpolation="nearest",
                                       cmap="magma", vmin=0.0, vmax=vmax)
@@ -857,6 +857,20 @@ def summary_html(s: dict) -> str:
             f"<p><b>speaker groups:</b> {g['groups']} (known speakers {k['spk']}, clusters {k['clu']}, "
             f"single clips {k['clip']}); largest {g['largest']} clips, median {g['median']:g}</p>"
         )
+    amb = s.get("ambient")
+    if amb:
+        parts.append(f"<p><b>ambient hours ({html.escape('/'.join(amb['labels']))}):</b> " + ", ".join(
+            f"{html.escape(k)} {_hours(amb['hours'].get(k, 0.0))}" for k in SPLITS) + "</p>")
+    warnings = list((amb or {}).get("warnings", []))
+    if s.get("windows"):
+        rows = [[k, w["mode"], w["clips"], w["windows"], w["frames_per_window"] if w["mode"] == "place" else "",
+                 w["speech_longer_than_window"], w["no_speech"]] for k, w in s["windows"].items()]
+        parts.append(table(["split / label", "windows", "clips", "items", "frames each", "speech longer than window",
+                            "no speech"], rows))
+        warnings += [f"warning: {k}: {w['no_speech']} clip(s) without detected speech ({w['no_speech_action']})"
+                     for k, w in s["windows"].items() if w["no_speech"]]
+    for line in warnings:
+        parts.append(f'<p style="color:#b91c1c"><b>{html.escape(line)}</b></p>')
     leak = s.get("leakage")
     if leak:
         colour = "#15803d" if leak["passed"] else "#b91c1c"

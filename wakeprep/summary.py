@@ -1,5 +1,7 @@
 """The run summary: files seen, ok and rejected (by reason), hours per corpus and label,
-clips and hours per split and label, speaker groups and the leakage check.
+clips and hours per split and label, ambient (background) hours per split with a warning
+for a split without any, speaker groups, the leakage check, and the fixed-length windows
+(placed clips, speech longer than the window, clips without speech).
 
 Written by rule ``summary`` to ``results/summary.txt`` (printed at the end of every run)
 and ``results/summary.json``.
@@ -114,6 +116,53 @@ def summarise_split(rows, split_report: dict | None = None) -> dict:
     return {"splits": out_splits, "groups": groups, "leakage": leakage}
 
 
+MWW_AMBIENT = {"train": "training", "validation": "validation_ambient", "test": "testing_ambient"}
+
+
+def summarise_ambient(split_rows, ambient_labels=("background",)) -> dict:
+    """Hours of ambient audio (clips of ``ambient_labels`` in use) per split, and warnings.
+
+    microWakeWord measures false accepts per hour on the validation and test ambient sets;
+    an empty one makes those figures NaN, so each split without ambient audio gets a
+    warning line (one line when there is no ambient audio at all).
+    """
+    hours = {s: 0.0 for s in SPLITS}
+    clips = {s: 0 for s in SPLITS}
+    for row in split_rows:
+        if row["label"] in ambient_labels and row["use"] == "1" and row["split"] in hours:
+            hours[row["split"]] += float(row["duration_s"]) / 3600
+            clips[row["split"]] += 1
+    warnings = []
+    names = "/".join(ambient_labels) or "ambient"
+    if not any(clips.values()):
+        warnings.append(f"warning: no {names} audio in any split: microWakeWord's validation_ambient and "
+                        f"testing_ambient sets are empty, so false accepts per hour cannot be measured "
+                        f"(add a corpus with label background)")
+    else:
+        for split in SPLITS:
+            if not clips[split]:
+                what = ("the training sets have no background audio" if split == "train" else
+                        f"microWakeWord's {MWW_AMBIENT[split]} set is empty, so false accepts per hour "
+                        f"cannot be measured on it")
+                warnings.append(f"warning: split '{split}' has no {names} audio: {what}")
+    return {"labels": list(ambient_labels), "hours": {k: round(v, 6) for k, v in hours.items()}, "clips": clips,
+            "warnings": warnings}
+
+
+def summarise_windows(reports) -> dict:
+    """Counts of rule windows' ``windows.json`` files, by ``split/label``."""
+    out = {}
+    for r in reports:
+        out[f"{r['split']}/{r['label']}"] = {
+            "mode": r["mode"], "clips": r["clips"], "windows": r["windows"],
+            "frames_per_window": r["frames_per_window"],
+            "speech_longer_than_window": len(r["speech_longer_than_window"]),
+            "no_speech": len(r["no_speech"]), "no_speech_action": r["no_speech_action"],
+            "cut_clips": r.get("cut_clips", 0),
+        }
+    return out
+
+
 def format_summary(s: dict) -> str:
     lines = ["wakeprep summary", "================"]
     lines.append(f"files seen: {s['files']}   ok: {s['ok']}   rejected: {s['rejected']}")
@@ -142,6 +191,11 @@ def format_summary(s: dict) -> str:
             f"speaker groups: {g['groups']} (known speakers {k['spk']}, clusters {k['clu']}, "
             f"single clips {k['clip']}); largest {g['largest']} clips, median {g['median']:g}"
         )
+        amb = s.get("ambient")
+        if amb is not None:
+            lines.append("ambient hours (" + "/".join(amb["labels"]) + "): " + "   ".join(
+                f"{split} {amb['hours'][split]:.4f}" for split in SPLITS))
+            lines += amb["warnings"]
         leak = s.get("leakage")
         if leak is not None:
             state = "passed" if leak["passed"] else f"FAILED ({leak['groups_in_several_splits']} groups in several splits)"
@@ -151,15 +205,33 @@ def format_summary(s: dict) -> str:
                     f"leakage audit: {leak['audit_above']} of {leak['audit_checked']} validation/test clips "
                     f"have a training clip more similar than {leak['audit_threshold']}"
                 )
+    if s.get("windows"):
+        lines.append("")
+        lines.append(f"{'windows':<26} {'mode':<6} {'clips':>7} {'cut':>5} {'windows':>8} {'frames':>7} {'too long':>8} "
+                     f"{'no speech':>9}")
+        for key, w in s["windows"].items():
+            fpw = "" if w["frames_per_window"] is None or w["mode"] != "place" else w["frames_per_window"]
+            lines.append(f"{key:<26} {w['mode']:<6} {w['clips']:>7} {w['cut_clips']:>5} {w['windows']:>8} {fpw!s:>7} "
+                         f"{w['speech_longer_than_window']:>8} {w['no_speech']:>9}")
+        for key, w in s["windows"].items():
+            if w["no_speech"]:
+                action = "left out" if w["no_speech_action"] == "reject" else "placed by their last sample"
+                lines.append(f"warning: {key}: {w['no_speech']} clip(s) without detected speech, {action} "
+                             f"(windows.no_speech; ids in results/windows/{key}/windows.json)")
+            if w["speech_longer_than_window"]:
+                lines.append(f"note: {key}: {w['speech_longer_than_window']} clip(s) with speech longer than the "
+                             f"window keep their end (results/windows/{key}/windows.json)")
     return "\n".join(lines) + "\n"
 
 
-def write_summary(tables, clips_out, text_out, json_out, split_table=None, split_report=None) -> dict:
+def write_summary(tables, clips_out, text_out, json_out, split_table=None, split_report=None,
+                  windows=(), ambient_labels=("background",)) -> dict:
     """Merge the shard tables into ``clips_out`` (sorted by clip id) and write the summary.
 
     With ``split_table`` (``results/split/split.tsv``) the summary also counts clips and
-    hours per split and label and the speaker groups; with ``split_report``
-    (``results/split/report.json``) it adds the leakage check.
+    hours per split and label, ambient hours per split (clips of ``ambient_labels``) and
+    the speaker groups; with ``split_report`` (``results/split/report.json``) it adds the
+    leakage check; ``windows`` (rule windows' ``windows.json`` files) adds the windows.
     """
     rows = sorted((r for t in tables for r in read_table(t)), key=lambda r: r["clip_id"])
 
@@ -170,7 +242,15 @@ def write_summary(tables, clips_out, text_out, json_out, split_table=None, split
         if split_report is not None:
             with open(split_report, encoding="utf-8") as f:
                 report = json.load(f)
-        s.update(summarise_split(read_table(split_table), report))
+        split_rows = list(read_table(split_table))
+        s.update(summarise_split(split_rows, report))
+        s["ambient"] = summarise_ambient(split_rows, tuple(ambient_labels))
+    if windows:
+        reports = []
+        for p in windows:
+            with open(p, encoding="utf-8") as f:
+                reports.append(json.load(f))
+        s["windows"] = summarise_windows(reports)
     atomic_write(json_out, json.dumps(s, indent=1, sort_keys=True) + "\n")
     atomic_write(text_out, format_summary(s))
     return s

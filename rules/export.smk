@@ -1,0 +1,35 @@
+rule export_microwakeword:
+    input:
+        sources=[export_source(s, l) for s in SPLITS for l in LABELS],
+        augmented=export_augmented(),
+        windows=[windows_dir(s, l) for s in SPLITS for l in LABELS if windowed(s, l)],
+    output:
+        directory(f"{RESULTS}/microwakeword"),
+    log:
+        f"{RESULTS}/logs/export_microwakeword.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/export_microwakeword.tsv"
+    params:
+        pairs=[[s, l] for s in SPLITS for l in LABELS],
+        labels=[l for l in LABELS] if export_augmented() else [],
+        export=canonical(config["export"]),
+    conda:
+        "../envs/cluster.yaml"
+    script:
+        "../scripts/export_microwakeword.py"
+
+
+rule export_openwakeword:
+    input:
+        [assembled(s, l) for s in SPLITS for l in LABELS],
+    output:
+        directory(f"{RESULTS}/openwakeword"),
+    log:
+        f"{RESULTS}/logs/export_openwakeword.log",
+    params:
+        pairs=[[s, l] for s in SPLITS for l in LABELS],
+        model_name=config["export"]["openwakeword_model_name"],
+    conda:
+        "../envs/cluster.yaml"
+    script:
+        "../scripts/export_openwakeword.py"
