@@ -8,8 +8,10 @@ rule features:
     benchmark:
         f"{RESULTS}/benchmarks/features/{{corpus}}/{{shard}}.tsv"
     params:
-        pad_ms=config["features"]["pad_ms"],
+        features=config["features"],
     threads: 1
+    resources:
+        gpu=1 if config["features"]["device"] == "cuda" else 0,
     conda:
         "../envs/features.yaml"
     script:
