@@ -115,19 +115,18 @@ def features_batch(samples: np.ndarray, offsets, device: str = "cpu") -> tuple[n
     frame_offsets : int64 NumPy array, length clips + 1
         Clip ``i``'s frames are ``codes[frame_offsets[i]:frame_offsets[i + 1]]``.
     """
-    from .frontend import cpu
-
     offsets = np.asarray(offsets, dtype=np.int64)
     if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0) or offsets[-1] > len(samples):
         raise ValueError("offsets must start at 0, never decrease and end within the samples")
     if device == "cpu":
+        from .frontend import cpu
+
         return cpu.features_batch(samples, offsets)
     if device == "cuda":
         require_gpu()
         from .frontend import gpu
 
-        frame_offsets = np.zeros(len(offsets), np.int64)
-        np.cumsum(cpu.frame_counts(np.diff(offsets)), out=frame_offsets[1:])
+        frame_offsets = _T.frame_offsets(offsets)
         codes = gpu.features_batch(samples, offsets, frame_offsets)
         return codes.get(), frame_offsets
     raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")

@@ -284,12 +284,6 @@ def _run(samples, offsets, frame_offsets, out, win, tw, stw, rev, fb_start, fb_e
                     out[row, i] = v if v < 65535 else 65535
 
 
-def frame_counts(lengths) -> np.ndarray:
-    """Frames microWakeWord gets from clips of ``lengths`` samples (see :func:`wakeprep.features.frame_count`)."""
-    n = np.asarray(lengths, dtype=np.int64)
-    return np.maximum((n - 1) // T.STEP - 2, 0)
-
-
 _TABLES = None
 
 
@@ -323,8 +317,7 @@ def features_batch(samples: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray
     """
     samples = np.ascontiguousarray(samples, dtype=np.int16)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-    frame_offsets = np.zeros(len(offsets), np.int64)
-    np.cumsum(frame_counts(np.diff(offsets)), out=frame_offsets[1:])
+    frame_offsets = T.frame_offsets(offsets)
     out = np.empty((int(frame_offsets[-1]), T.N_CHANNELS), np.uint16)
     if len(out):
         _run(samples, offsets, frame_offsets, out, *tables())

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from . import tables as T
-from .cpu import frame_counts
 
 SOURCE = Path(__file__).with_name("microfrontend.cu")
 THREADS = 128
@@ -39,7 +38,7 @@ def features_batch(samples, offsets, frame_offsets=None):
     offsets : int64 array, length clips + 1
         Clip ``i`` is ``samples[offsets[i]:offsets[i + 1]]`` (host or device).
     frame_offsets : int64 NumPy array, optional
-        From :func:`wakeprep.frontend.cpu.frame_counts`; computed when not given.
+        From :func:`wakeprep.frontend.tables.frame_offsets`; computed when not given.
 
     The caller checks for a GPU first (:func:`wakeprep.features.require_gpu`).
     """
@@ -47,8 +46,7 @@ def features_batch(samples, offsets, frame_offsets=None):
 
     host_offsets = cupy.asnumpy(offsets).astype(np.int64) if not isinstance(offsets, np.ndarray) else offsets.astype(np.int64)
     if frame_offsets is None:
-        frame_offsets = np.zeros(len(host_offsets), np.int64)
-        np.cumsum(frame_counts(np.diff(host_offsets)), out=frame_offsets[1:])
+        frame_offsets = T.frame_offsets(host_offsets)
     n_clips = len(host_offsets) - 1
     n_frames = int(frame_offsets[-1])
     out = cupy.empty((n_frames, T.N_CHANNELS), dtype=cupy.uint16)

@@ -49,6 +49,21 @@ SNR_SHIFT = PCAN_GAIN_BITS - CORRECTION_BITS - PCAN_SNR_BITS
 f32 = np.float32
 
 
+def frame_counts(lengths) -> np.ndarray:
+    """Frames microWakeWord gets from clips of ``lengths`` samples: it feeds 10 ms blocks
+    while ``index + 160 < n`` (strictly), and the first frame needs 3 blocks."""
+    n = np.asarray(lengths, dtype=np.int64)
+    return np.maximum((n - 1) // STEP - 2, 0)
+
+
+def frame_offsets(sample_offsets) -> np.ndarray:
+    """First frame of each clip of a batch (length clips + 1), from its sample offsets."""
+    offsets = np.asarray(sample_offsets, dtype=np.int64)
+    out = np.zeros(len(offsets), np.int64)
+    np.cumsum(frame_counts(np.diff(offsets)), out=out[1:])
+    return out
+
+
 def _f32(x: float) -> np.float32:
     return np.float32(x)
 
