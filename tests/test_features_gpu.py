@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not GPU_OK, reason=f"no usable
 def test_gpu_equals_pymicro_features_on_a_million_frames():
     """Over a million frames of noise, tones, sweeps, silence, DC, clipping and extremes:
     every code and every frame count equal to pymicro-features'."""
-    clips = signals(seed=11, seconds=10_300)
+    clips = signals(seed=11, seconds=10_800)
     x, offsets = batch(clips)
     codes, frame_offsets = features_batch(x, offsets, device="cuda")
     assert frame_offsets[-1] >= 1_000_000
