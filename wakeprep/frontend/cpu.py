@@ -145,6 +145,7 @@ def _run(samples, offsets, frame_offsets, out, win, tw, stw, rev, fb_start, fb_e
     acc = np.empty((42, B), np.int64)  # the last channel's unweights land in 41, unused
     shift = np.zeros(B, np.int64)
     est = np.empty(40, np.int64)
+    root = np.empty((40, B), np.int64)
     for c in range(len(offsets) - 1):
         base = offsets[c]
         est[:] = 0
@@ -257,10 +258,30 @@ def _run(samples, offsets, frame_offsets, out, win, tw, stw, rev, fb_start, fb_e
                     e = _w32(r * r + i * i)
                     acc[ch, b] += wk * e
                     acc[ch + 1, b] += uk * e
+            # rounded square roots: exact through float64 below 2**52 (one correction at
+            # most), the general routine otherwise (only a wrapped int32 energy gets there)
+            small = True
+            for i in range(1, 41):
+                for b in range(B):
+                    a = acc[i, b]
+                    small &= (a >= 0) & (a < 4503599627370496)
+            if small:
+                for i in range(40):
+                    for b in range(B):
+                        a = acc[i + 1, b]
+                        r = np.int64(np.sqrt(np.float64(a)))
+                        r -= np.int64(r * r > a)
+                        cap = 65535 if a < 4294967296 else 4294967295
+                        r += np.int64((a - r * r > r) & (r != cap))
+                        root[i, b] = r >> shift[b]
+            else:
+                for i in range(40):
+                    for b in range(B):
+                        root[i, b] = _sqrt_round(acc[i + 1, b]) >> shift[b]
             for b in range(nb):
                 row = frame_offsets[c] + f0 + b
                 for i in range(40):
-                    sig = _sqrt_round(acc[i + 1, b]) >> shift[b]
+                    sig = root[i, b]
                     # noise reduction
                     up = (sig << 10) & 0xFFFFFFFF
                     sm = even if (i & 1) == 0 else odd
