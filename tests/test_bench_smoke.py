@@ -11,6 +11,7 @@ pytestmark = pytest.mark.slow
 
 BENCHES = {
     "convert_features.py": ["--small"],
+    "features.py": ["--small"],
     "snakemake_overhead.py": ["--small"],
     "cluster.py": ["--small"],
     "embed.py": ["--small"],

@@ -1,25 +1,89 @@
+"""Micro-frontend features: equal to pymicro-features (microWakeWord's frontend), code for
+code and frame count for frame count, on every implementation.
+
+GPU tests live in tests/test_features_gpu.py (marked ``gpu``); here the CUDA source is
+also compiled as plain C++ (when g++ is installed) and held to the same answers.
+"""
+
+import ctypes
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 from pymicro_features import MicroFrontend
 
 from conftest import espeak_wav
 from wakeprep.audio import AudioSettings, convert_file
-from wakeprep.features import FEATURE_SCALE, dequantise, micro_features, micro_features_u16, quantise
+from wakeprep.augment import NoGpuError, gpu_status
+from wakeprep.features import (
+    FEATURE_SCALE,
+    FeatureSettings,
+    dequantise,
+    features_batch,
+    frame_count,
+    micro_features,
+    micro_features_u16,
+    quantise,
+    reference_u16,
+)
+from wakeprep.frontend import reference, tables
+from wakeprep.frontend.gpu import SOURCE as CUDA_SOURCE
 from wakeprep.shards import features_shard
 from wakeprep.store import RaggedStore, RaggedWriter
 
 
 def direct_frontend(samples: np.ndarray) -> np.ndarray:
-    """pymicro-features fed 10 ms at a time, written here independently of the package."""
+    """pymicro-features fed 10 ms at a time the way microWakeWord's
+    generate_features_for_clip does (strictly while index + 320 < length), written here
+    independently of the package."""
     data = samples.astype("<i2").tobytes()
     fe = MicroFrontend()
     out, i = [], 0
-    while i + 320 <= len(data):
+    while i + 320 < len(data):
         r = fe.process_samples(data[i : i + 320])
         i += r.samples_read * 2
         if r.features:
             out.append(r.features)
-    return np.array(out, dtype=np.float32)
+    return np.array(out, dtype=np.float32).reshape(-1, 40)
+
+
+def batch(clips):
+    clips = [np.asarray(c, dtype=np.int16) for c in clips]
+    offsets = np.concatenate([[0], np.cumsum([len(c) for c in clips])]).astype(np.int64)
+    x = np.concatenate(clips) if clips else np.zeros(0, np.int16)
+    return x, offsets
+
+
+def signals(seed: int, seconds: float) -> list[np.ndarray]:
+    """Noise at many levels, tones and sweeps, silence, DC, full-scale clipping and
+    alternating extremes, in clips of many lengths; about ``seconds`` of audio."""
+    rng = np.random.default_rng(seed)
+    out, total = [], 0
+    kinds = ["noise", "tone", "sweep", "clip", "silence", "dc", "extremes", "bursts"]
+    while total < seconds * 16000:
+        kind = kinds[len(out) % len(kinds)]
+        n = int(rng.choice([int(rng.integers(0, 2000)), int(rng.integers(2000, 48000)), 160 * int(rng.integers(1, 200))]))
+        t = np.arange(n) / 16000
+        if kind == "noise":
+            x = rng.standard_normal(n) * 10 ** rng.uniform(0, 4.5)
+        elif kind == "tone":
+            x = np.sin(2 * np.pi * rng.uniform(20, 7990) * t) * 10 ** rng.uniform(1, 4.52)
+        elif kind == "sweep":
+            x = np.sin(2 * np.pi * (50 + 4000 * t / max(t[-1] if n else 1, 1e-9)) * t) * 20000
+        elif kind == "clip":
+            x = rng.standard_normal(n) * 200000  # clipped to full scale below
+        elif kind == "silence":
+            x = np.zeros(n)
+        elif kind == "dc":
+            x = np.full(n, rng.choice([-32768, 32767, 1, -1, 12345]))
+        elif kind == "extremes":
+            x = np.where(np.arange(n) % 2, 32767, -32768) * (rng.random(n) < 0.999)
+        else:
+            x = rng.standard_normal(n) * 3000 * (np.sin(2 * np.pi * 3 * t) > 0.6)
+        out.append(np.clip(np.rint(x), -32768, 32767).astype(np.int16))
+        total += n
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +104,191 @@ def test_equal_to_pymicro_features_directly(speech):
     assert codes.dtype == np.uint16
     np.testing.assert_array_equal(dequantise(codes), ref)
     np.testing.assert_array_equal(codes.astype(np.float64), ref.astype(np.float64) * FEATURE_SCALE)
+    np.testing.assert_array_equal(reference_u16(speech), codes)
 
 
-def test_one_second_gives_98_frames():
+def test_one_second_gives_97_frames():
+    """microWakeWord skips a final exact 10 ms block: 1.0 s gives 97 frames, not 98."""
     x = (np.random.default_rng(0).standard_normal(16000) * 3000).astype(np.int16)
-    assert micro_features(x).shape == (98, 40)
+    assert micro_features(x).shape == (97, 40)
+    assert direct_frontend(x).shape == (97, 40)
     assert micro_features(x[:100]).shape == (0, 40)
+    assert frame_count(16000) == 97 and frame_count(48000) == 297
+
+
+@pytest.mark.parametrize("n", [0, 1, 159, 160, 161, 319, 320, 321, 479, 480, 481, 482, 639, 640, 641,
+                               15999, 16000, 16001, 47999, 48000, 48001, 160 * 1000, 160 * 1000 + 1])
+def test_boundary_lengths(n):
+    """Lengths around multiples of 160 samples and shorter than one window."""
+    x = (np.random.default_rng(n).standard_normal(n) * 2000).astype(np.int16)
+    ref = quantise(direct_frontend(x))
+    assert len(ref) == frame_count(n)
+    ours = micro_features_u16(x)
+    assert ours.shape == ref.shape == (frame_count(n), 40)
+    np.testing.assert_array_equal(ours, ref)
+
+
+def test_fast_path_equals_reference_on_many_signals():
+    """Tens of thousands of frames: noise, tones, sweeps, silence, DC, clipping, extremes."""
+    clips = signals(seed=1, seconds=300)
+    x, offsets = batch(clips)
+    codes, frame_offsets = features_batch(x, offsets)
+    assert frame_offsets[-1] > 25_000
+    for i, clip in enumerate(clips):
+        ref = quantise(direct_frontend(clip))
+        got = codes[frame_offsets[i] : frame_offsets[i + 1]]
+        assert got.shape == ref.shape, f"clip {i}: {len(clip)} samples"
+        np.testing.assert_array_equal(got, ref, err_msg=f"clip {i}: {len(clip)} samples")
+
+
+def test_fast_path_equals_reference_on_a_random_clip():
+    """Fails whenever the fast path and pymicro-features disagree on fresh random audio."""
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(16000, 160000))
+    x = np.clip(rng.standard_normal(n) * 10 ** rng.uniform(1, 5), -32768, 32767).astype(np.int16)
+    np.testing.assert_array_equal(micro_features_u16(x), reference_u16(x), err_msg=f"seed {seed}")
+
+
+def test_batch_equals_one_clip_at_a_time():
+    clips = signals(seed=2, seconds=20)
+    x, offsets = batch(clips)
+    codes, frame_offsets = features_batch(x, offsets)
+    for i, clip in enumerate(clips):
+        np.testing.assert_array_equal(codes[frame_offsets[i] : frame_offsets[i + 1]], micro_features_u16(clip))
+    empty, fo = features_batch(np.zeros(0, np.int16), np.array([0]))
+    assert empty.shape == (0, 40) and list(fo) == [0]
+    with pytest.raises(ValueError, match="offsets"):
+        features_batch(x, offsets[::-1])
+
+
+def _library():
+    """The installed pymicro-features C library, when it exports the frontend's functions."""
+    try:
+        import micro_features_cpp
+
+        lib = ctypes.CDLL(micro_features_cpp.__file__)
+        lib.FilterbankPopulateState, lib.WindowPopulateState, lib.PcanGainControlPopulateState  # noqa: B018
+        return lib
+    except (ImportError, OSError, AttributeError):
+        return None
+
+
+@pytest.mark.skipif(_library() is None, reason="pymicro-features' library does not export the frontend's C functions")
+def test_tables_equal_the_c_librarys():
+    """Window, filterbank and PCAN tables rebuilt in Python equal the ones the C library builds."""
+    lib = _library()
+    P16 = ctypes.POINTER(ctypes.c_int16)
+
+    class WindowConfig(ctypes.Structure):
+        _fields_ = [("size_ms", ctypes.c_size_t), ("step_size_ms", ctypes.c_size_t)]
+
+    class WindowState(ctypes.Structure):
+        _fields_ = [("size", ctypes.c_size_t), ("coefficients", P16), ("step", ctypes.c_size_t),
+                    ("input", ctypes.c_void_p), ("input_used", ctypes.c_size_t), ("output", ctypes.c_void_p),
+                    ("max_abs_output_value", ctypes.c_int16)]
+
+    class FilterbankConfig(ctypes.Structure):
+        _fields_ = [("num_channels", ctypes.c_int), ("upper_band_limit", ctypes.c_float),
+                    ("lower_band_limit", ctypes.c_float), ("output_scale_shift", ctypes.c_int)]
+
+    class FilterbankState(ctypes.Structure):
+        _fields_ = [("num_channels", ctypes.c_int), ("start_index", ctypes.c_int), ("end_index", ctypes.c_int),
+                    ("channel_frequency_starts", P16), ("channel_weight_starts", P16), ("channel_widths", P16),
+                    ("weights", P16), ("unweights", P16), ("work", ctypes.c_void_p)]
+
+    class PcanConfig(ctypes.Structure):
+        _fields_ = [("enable_pcan", ctypes.c_int), ("strength", ctypes.c_float), ("offset", ctypes.c_float),
+                    ("gain_bits", ctypes.c_int)]
+
+    class PcanState(ctypes.Structure):
+        _fields_ = [("enable_pcan", ctypes.c_int), ("noise_estimate", ctypes.c_void_p), ("num_channels", ctypes.c_int),
+                    ("gain_lut", P16), ("snr_shift", ctypes.c_int32)]
+
+    ws = WindowState()
+    assert lib.WindowPopulateState(ctypes.byref(WindowConfig(30, 10)), ctypes.byref(ws), 16000)
+    np.testing.assert_array_equal(np.ctypeslib.as_array(ws.coefficients, (ws.size,)), tables.window_coefficients())
+
+    fs = FilterbankState()
+    assert lib.FilterbankPopulateState(ctypes.byref(FilterbankConfig(40, 7500.0, 125.0, 7)), ctypes.byref(fs), 16000, 257)
+    n1 = 41
+    starts, wstarts, widths = (np.ctypeslib.as_array(p, (n1,)).astype(int) for p in (fs.channel_frequency_starts,
+                                                                                     fs.channel_weight_starts,
+                                                                                     fs.channel_widths))
+    nw = int((wstarts + widths).max())
+    cw, cu = np.ctypeslib.as_array(fs.weights, (nw,)), np.ctypeslib.as_array(fs.unweights, (nw,))
+    dense_c = np.zeros((2, n1 + 1, 257), np.int64)
+    for c in range(n1):
+        for j in range(widths[c]):
+            dense_c[0, c, starts[c] + j] += cw[wstarts[c] + j]
+            dense_c[1, c, starts[c] + j] += cu[wstarts[c] + j]
+    start, end, ch, w, u = tables.filterbank()
+    assert (start, end) == (fs.start_index, fs.end_index)
+    dense = np.zeros_like(dense_c)
+    dense[0, ch, np.arange(start, end)] = w
+    dense[1, ch, np.arange(start, end)] = u
+    np.testing.assert_array_equal(dense, dense_c)
+
+    lib.PcanGainControlPopulateState.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                                                 ctypes.c_uint16, ctypes.c_int32]
+    ps, estimate = PcanState(), (ctypes.c_uint32 * 40)()
+    assert lib.PcanGainControlPopulateState(ctypes.byref(PcanConfig(1, 0.95, 80.0, 21)), ctypes.byref(ps), estimate,
+                                            40, tables.SMOOTHING_BITS, tables.CORRECTION_BITS)
+    used = [0, 1] + [4 * k - 6 + j for k in range(2, 33) for j in range(3)]
+    np.testing.assert_array_equal(np.ctypeslib.as_array(ps.gain_lut, (125,))[used], tables.pcan_lut()[used])
+    assert ps.snr_shift == tables.SNR_SHIFT
+
+
+@pytest.fixture(scope="module")
+def cuda_source_on_cpu(tmp_path_factory):
+    """microfrontend.cu compiled as C++ for the CPU (the GPU kernels' integer code)."""
+    gxx = shutil.which("g++") or shutil.which("c++")
+    if not gxx:
+        pytest.skip("no C++ compiler to build microfrontend.cu for the CPU")
+    so = tmp_path_factory.mktemp("cu") / "mf_host.so"
+    subprocess.run([gxx, "-O2", "-DMF_HOST", "-x", "c++", "-shared", "-fPIC", "-o", str(so), str(CUDA_SOURCE)], check=True)
+    lib = ctypes.CDLL(str(so))
+
+    def run(x, offsets):
+        fo = np.zeros(len(offsets), np.int64)
+        np.cumsum([frame_count(n) for n in np.diff(offsets)], out=fo[1:])
+        sig = np.zeros((fo[-1], 40), np.uint32)
+        out = np.zeros((fo[-1], 40), np.uint16)
+        t = np.ascontiguousarray(tables.packed())
+        start, end = tables.filterbank()[:2]
+        p = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
+        lib.mf_host(p(x), p(offsets), p(fo), ctypes.c_int(len(offsets) - 1), p(t), start, end,
+                    *tables.noise_constants(), p(sig), p(out))
+        return out, fo
+
+    return run
+
+
+def test_cuda_source_equals_reference_on_the_cpu(cuda_source_on_cpu, speech):
+    clips = signals(seed=3, seconds=60) + [speech]
+    x, offsets = batch(clips)
+    codes, fo = cuda_source_on_cpu(x, offsets.astype(np.int64))
+    fast, fo_fast = features_batch(x, offsets)
+    np.testing.assert_array_equal(fo, fo_fast)
+    np.testing.assert_array_equal(codes, fast)
+    for i, clip in enumerate(clips[::5]):
+        k = 5 * i
+        np.testing.assert_array_equal(codes[fo[k] : fo[k + 1]], quantise(direct_frontend(clip)))
+
+
+def test_reference_accepts_the_1x_api(monkeypatch):
+    """pymicro-features 1.x (microWakeWord's) names the call ProcessSamples."""
+
+    class Frontend1x:
+        def __init__(self):
+            self._fe = MicroFrontend()
+
+        def ProcessSamples(self, audio):  # noqa: N802 - the 1.x name
+            return self._fe.process_samples(audio)
+
+    monkeypatch.setattr(reference, "MicroFrontend", Frontend1x)
+    x = (np.random.default_rng(4).standard_normal(8000) * 1000).astype(np.int16)
+    np.testing.assert_array_equal(reference_u16(x), micro_features_u16(x))
 
 
 def test_quantise_range_checked():
@@ -53,15 +296,59 @@ def test_quantise_range_checked():
         quantise(np.array([[-1.0]]))
 
 
+def test_settings_from_config():
+    assert FeatureSettings.from_config({}) == FeatureSettings(pad_ms=0, device="cpu", batch_mb=64)
+    assert FeatureSettings.from_config({"device": "cuda", "pad_ms": 20}).device == "cuda"
+    with pytest.raises(ValueError, match="features.device"):
+        FeatureSettings.from_config({"device": "gpu"})
+    with pytest.raises(ValueError, match="unknown key"):
+        FeatureSettings.from_config({"pad": 3})
+
+
+@pytest.mark.skipif(gpu_status()[0], reason="a GPU is usable here")
+def test_cuda_without_gpu_fails_loudly(tmp_path):
+    x = np.zeros(16000, np.int16)
+    with pytest.raises(NoGpuError, match="features.device: cpu"):
+        micro_features_u16(x, device="cuda")
+    with RaggedWriter(tmp_path / "audio", np.int16) as w:
+        w.append("c/a", x)
+    with pytest.raises(NoGpuError):
+        features_shard(tmp_path / "audio", tmp_path / "feat", FeatureSettings(device="cuda"))
+    assert not (tmp_path / "feat").exists()
+
+
 def test_features_shard_matches_direct(tmp_path, speech):
     with RaggedWriter(tmp_path / "audio", np.int16, attrs={"corpus": "c", "label": "positive"}) as w:
         w.append("c/a", speech)
         w.append("c/b", speech[: len(speech) // 3])
+        w.append("c/empty", speech[:0])
+        w.append("c/short", speech[:400])
     features_shard(tmp_path / "audio", tmp_path / "feat")
     s = RaggedStore(tmp_path / "feat")
-    assert s.row_shape == (40,) and s.dtype == np.uint16 and s.ids == ["c/a", "c/b"]
+    assert s.row_shape == (40,) and s.dtype == np.uint16 and s.ids == ["c/a", "c/b", "c/empty", "c/short"]
     np.testing.assert_array_equal(dequantise(s["c/a"]), direct_frontend(speech))
     np.testing.assert_array_equal(dequantise(s["c/b"]), direct_frontend(speech[: len(speech) // 3]))
+    assert len(s["c/empty"]) == 0 and len(s["c/short"]) == 0
     features_shard(tmp_path / "audio", tmp_path / "feat_pad", pad_ms=100)
     padded = RaggedStore(tmp_path / "feat_pad")
     assert len(padded["c/a"]) == len(s["c/a"]) + 20
+    padded_speech = np.concatenate([np.zeros(1600, np.int16), speech, np.zeros(1600, np.int16)])
+    np.testing.assert_array_equal(dequantise(padded["c/a"]), direct_frontend(padded_speech))
+
+
+def test_features_shard_in_several_batches(tmp_path):
+    """Batches of at most 1 MiB of audio give the same bytes as one batch."""
+    rng = np.random.default_rng(5)
+    with RaggedWriter(tmp_path / "audio", np.int16) as w:
+        for i in range(40):
+            w.append(f"c/{i:02d}", (rng.standard_normal(int(rng.integers(8000, 24000))) * 3000).astype(np.int16))
+    features_shard(tmp_path / "audio", tmp_path / "one", FeatureSettings(pad_ms=30))
+    features_shard(tmp_path / "audio", tmp_path / "many", FeatureSettings(pad_ms=30, batch_mb=1))
+    for name in ("data.bin", "offsets.bin", "lengths.bin", "ids.txt"):
+        if (tmp_path / "one" / name).exists():
+            assert (tmp_path / "many" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+    audio = RaggedStore(tmp_path / "audio")
+    feats = RaggedStore(tmp_path / "many")
+    for cid in ("c/00", "c/39"):
+        x = np.concatenate([np.zeros(480, np.int16), audio[cid], np.zeros(480, np.int16)])
+        np.testing.assert_array_equal(feats[cid], quantise(direct_frontend(x)))

@@ -128,6 +128,17 @@ def test_feature_parameter_reruns_features_not_conversion(workspace):
     assert planned_jobs(work) == []
 
 
+def test_feature_device_and_batch_rerun_nothing(workspace):
+    """features.device and batch_mb do not change a byte of the features: switching them
+    plans no job (the plan needs no GPU)."""
+    work, _, cfg = workspace
+    changed = dict(cfg, features={"pad_ms": 0, "device": "cuda", "batch_mb": 8})
+    (work / "config.yaml").write_text(yaml.safe_dump(changed))
+    try:
+        assert planned_jobs(work) == []
+    finally:
+        (work / "config.yaml").write_text(yaml.safe_dump(cfg))
+
 def test_shard_jobs_take_one_manifest_not_audio_files(workspace):
     work, corpora, _ = workspace
     t = time.time_ns() + 10 * 10**9

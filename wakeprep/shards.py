@@ -6,11 +6,12 @@ import logging
 import os
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from .audio import AudioSettings, convert_file
 from .corpus import clip_id, clip_key, printable, read_manifest, speaker_from_path
-from .features import N_BINS, micro_features_u16
+from .features import FEATURE_SCALE, N_BINS, FeatureSettings, features_batch, require_gpu
 from .store import RaggedStore, RaggedWriter
 from .table import write_table
 from .vad import VadSettings, analyse
@@ -135,14 +136,30 @@ def convert_shard(
     return counts
 
 
-def features_shard(audio_store, out_store, pad_ms: int = 0) -> int:
+def features_shard(audio_store, out_store, settings: FeatureSettings | None = None, pad_ms: int | None = None) -> int:
     """Compute uint16 micro-frontend features for every clip of an audio store.
 
-    ``pad_ms`` milliseconds of digital silence are added before and after each
-    clip before feature extraction. Returns the number of clips.
+    Parameters
+    ----------
+    audio_store, out_store : path-like
+        The shard's int16 audio store, and the feature store to write (``[frames, 40]``
+        uint16 per clip, same ids and order).
+    settings : FeatureSettings, optional
+        From the config's ``features`` section (defaults when not given): ``pad_ms`` of
+        digital silence before and after each clip, the ``device``, and the batch size.
+        Clips go to the frontend in batches of about ``batch_mb`` MiB.
+    pad_ms : int, optional
+        Overrides ``settings.pad_ms``.
+
+    Returns the number of clips.
     """
+    settings = settings or FeatureSettings()
+    if pad_ms is not None:
+        settings = replace(settings, pad_ms=pad_ms)
+    if settings.device == "cuda":
+        log.info("features on %s", require_gpu())
     audio = RaggedStore(audio_store)
-    pad = np.zeros(int(round(pad_ms * 16)), dtype=np.int16)
+    pad = int(round(settings.pad_ms * 16))
     attrs = {
         "corpus": audio.attrs.get("corpus"),
         "label": audio.attrs.get("label"),
@@ -150,14 +167,33 @@ def features_shard(audio_store, out_store, pad_ms: int = 0) -> int:
         "window_ms": 30,
         "step_ms": 10,
         "bins": N_BINS,
-        "scale": 25.6,
-        "pad_ms": pad_ms,
+        "scale": FEATURE_SCALE,
+        "pad_ms": settings.pad_ms,
     }
     progress = Progress(f"features {audio.path}", len(audio))
+    lengths = np.asarray(audio.lengths, dtype=np.int64)
+    budget = settings.batch_mb * 2**20 // 2  # samples per batch
     with RaggedWriter(out_store, np.uint16, (N_BINS,), attrs=attrs) as writer:
-        for cid, samples in audio.items():
-            x = np.concatenate([pad, samples, pad]) if len(pad) else samples
-            writer.append(cid, micro_features_u16(x))
-            progress.step()
+        first = 0
+        while first < len(audio):
+            last, total = first, 0
+            while last < len(audio) and (last == first or total + lengths[last] + 2 * pad <= budget):
+                total += int(lengths[last]) + 2 * pad
+                last += 1
+            src = audio.offsets[first : last + 1]
+            if pad:
+                batch = np.zeros(total, dtype=np.int16)
+                offsets = np.zeros(last - first + 1, dtype=np.int64)
+                np.cumsum(lengths[first:last] + 2 * pad, out=offsets[1:])
+                for k in range(last - first):
+                    batch[offsets[k] + pad : offsets[k + 1] - pad] = audio.data[src[k] : src[k + 1]]
+            else:
+                batch = np.asarray(audio.data[src[0] : src[-1]])
+                offsets = src - src[0]
+            codes, frame_offsets = features_batch(batch, offsets, settings.device)
+            for k in range(last - first):
+                writer.append(audio.ids[first + k], codes[frame_offsets[k] : frame_offsets[k + 1]])
+            progress.step(last - first)
+            first = last
     progress.finish()
     return len(audio)
