@@ -1,3 +1,4 @@
+# rule windows: fixed-length windows and their features (the features env: numba, pymicro-features)
 rule windows:
     input:
         assembled=assembled("{split}", "{label}"),
@@ -13,6 +14,6 @@ rule windows:
         seed=config["seed"],
     threads: 1
     conda:
-        "../envs/cluster.yaml"
+        "../envs/features.yaml"
     script:
         "../scripts/windows.py"
