@@ -70,3 +70,36 @@ def test_columns_are_rounded_cells(phrase):
     assert set(cols) == {"speech_start_s", "speech_end_s", "speech_ratio", "snr_db"}
     assert cols["speech_end_s"] == round(cols["speech_end_s"], 3)
     assert SpeechInfo(None, None, 0.0, None).columns()["speech_end_s"] is None
+
+
+def _mixture(phrase, n=12):
+    """Clips of different lengths: the phrase at offsets and noise levels, noise alone, a tone."""
+    clip, rng = phrase[0], np.random.default_rng(3)
+    out = []
+    for i in range(n):
+        lead = np.zeros(int(rng.integers(0, 16000)), np.int16)
+        out.append(noisy(np.concatenate([lead, clip[: len(clip) - int(rng.integers(0, 8000))]]), [0, 100, 1000][i % 3], i))
+    out.append(noisy(np.zeros(30000, np.int16), 2000))
+    out.append((np.sin(np.arange(20000) * 0.2) * 8000).astype(np.int16))
+    return out
+
+
+def test_segments_equal_silero_vads_own_timestamps(phrase):
+    import torch
+    from silero_vad import get_speech_timestamps
+
+    from wakeprep.vad import SILERO_MIN_SILENCE_MS, SILERO_MIN_SPEECH_MS, _silero_model, silero_probs, silero_segments
+
+    clips = _mixture(phrase)
+    for clip, probs in zip(clips, silero_probs(clips)):
+        wave = torch.from_numpy(clip.astype(np.float32) / 32768)
+        ref = get_speech_timestamps(wave, _silero_model(), threshold=0.5, min_speech_duration_ms=SILERO_MIN_SPEECH_MS,
+                                    min_silence_duration_ms=SILERO_MIN_SILENCE_MS, speech_pad_ms=0)
+        assert silero_segments(probs, len(clip), 0.5) == [(r["start"], r["end"]) for r in ref]
+
+
+def test_batched_analysis_equals_one_clip_at_a_time(phrase):
+    from wakeprep.vad import analyse_many
+
+    clips = _mixture(phrase)
+    assert analyse_many(clips) == [analyse(c) for c in clips]
