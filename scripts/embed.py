@@ -7,4 +7,5 @@ with script_logging(snakemake.log[0]):
     # torch's thread count changes float rounding, so it comes from the config, not from
     # the threads Snakemake grants (which --cores can lower): same config, same bytes.
     embed_store(snakemake.input.audio, snakemake.output.embeddings, embedder,
-                batch_size=cfg["batch_size"], threads=cfg["threads"])
+                batch_size=cfg["batch_size"], threads=cfg["threads"],
+                table=snakemake.input.table, trim=cfg["trim"])
