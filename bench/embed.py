@@ -120,18 +120,20 @@ PATHS = {
 STARTUP = """
 import time, json
 import numpy as np
-t_import = time.perf_counter()
+c_import = time.process_time()
 {setup}
 import torch
 torch.set_num_threads(1)
 e = make()
-t_model = time.perf_counter()
+c_model = time.process_time()
 x = np.load({clip!r})
 e.embed([x])
-t_first = time.perf_counter()
+c_first = time.process_time()
 e.embed([x])
-t_second = time.perf_counter()
-print(json.dumps({{"model": t_model - t_import, "first": t_first - t_model, "second": t_second - t_first}}))
+c_second = time.process_time()
+print(json.dumps({{"model": c_model - c_import, "first": c_first - c_model, "second": c_second - c_first}}))
+from wakeprep.embed import exit_without_teardown
+{exit}
 """
 
 JOB = """
@@ -154,23 +156,30 @@ e = make()
 s = RaggedStore({audio!r})
 clips = [np.asarray(s[i]) for i in np.argsort(s.lengths, kind="stable")]
 e.embed(clips[:16])
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 for i in range(0, len(clips), 16):
     e.embed(clips[i : i + 16])
-print(json.dumps({{"compute": time.perf_counter() - t0}}))
+print(json.dumps({{"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0}}))
 """
 
 
-def _python(code: str) -> tuple[float, dict]:
-    """Run ``code`` in a fresh interpreter; its wall time (start to exit) and last JSON line."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def _python(code: str) -> tuple[float, float, dict]:
+    """Run ``code`` in a fresh interpreter on one core's worth of threads; its wall time and
+    CPU time (user + system, start to exit) and its last JSON line."""
+    import resource
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
-    return wall, (json.loads(lines[-1]) if lines else {})
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return wall, cpu, (json.loads(lines[-1]) if lines else {})
 
 
 def startup_costs(clip: np.ndarray, repeats: int) -> None:
@@ -180,20 +189,24 @@ def startup_costs(clip: np.ndarray, repeats: int) -> None:
     rows = {name: [] for name in PATHS}
     for _ in range(repeats):  # interleaved, so both paths see the same machine load
         for name, setup in PATHS.items():
-            wall, t = _python(STARTUP.format(setup=setup, clip=str(tmp / "clip.npy")))
-            rows[name].append((wall, t["model"], t["first"], t["second"]))
+            wall, cpu, t = _python(STARTUP.format(setup=setup, exit=EXIT.get(name, ""), clip=str(tmp / "clip.npy")))
+            rows[name].append((wall, cpu, t["model"], t["first"], t["second"]))
     med = statistics.median
-    print(f"\nStart-up of a fresh process, median of {repeats} (one torch thread; the process wall "
-          "includes the interpreter's start and, here, torch's teardown at exit):\n")
-    print("| path | imports + model s | first clip s | next clip s | to first embedding s | process wall s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(f"\nStart-up of a fresh process, median of {repeats}, CPU seconds (one thread; the process "
+          "columns include the interpreter's start, and torch's teardown at exit where the job pays it):\n")
+    print("| path | imports + model | first clip | next clip | to first embedding | process CPU s | process wall s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, rs in rows.items():
-        m, f, sec = med([r[1] for r in rs]), med([r[2] for r in rs]), med([r[3] for r in rs])
-        print(f"| {name} | {m:.2f} | {f:.3f} | {sec:.3f} | {m + f:.2f} | {med([r[0] for r in rs]):.2f} |")
+        wall, cpu, m, f, sec = (med([r[i] for r in rs]) for i in range(5))
+        print(f"| {name} | {m:.2f} | {f:.3f} | {sec:.3f} | {m + f:.2f} | {cpu:.2f} | {wall:.2f} |")
 
 
 def job_costs(clips: list[np.ndarray], sizes: list[int], repeats: int) -> None:
-    """Whole jobs against compute alone, both paths, each job size; prints two tables."""
+    """Whole jobs against compute alone, both paths, each job size; prints two tables.
+
+    CPU seconds (user + system of the job's process, one thread) are the measure: on a
+    shared machine wall times swing with the load, CPU times much less. Wall times are
+    printed beside them."""
     from wakeprep.store import RaggedWriter
 
     med = statistics.median
@@ -205,28 +218,31 @@ def job_costs(clips: list[np.ndarray], sizes: list[int], repeats: int) -> None:
                 w.append(f"bench/{i:06d}", clips[i % len(clips)])
         audio_s = sum(len(clips[i % len(clips)]) for i in range(size)) / TARGET_RATE
         jobs = {name: [] for name in PATHS}
+        warm = {name: [] for name in PATHS}
         for r in range(repeats):  # interleaved, so both paths see the same machine load
             for name, setup in PATHS.items():
                 out = tmp / f"emb-{len(jobs[name])}-{r}"
-                wall, _ = _python(JOB.format(setup=setup, exit=EXIT.get(name, ""), audio=str(tmp / "audio"), out=str(out)))
-                jobs[name].append(wall)
-        compute = {name: min(_python(WARM.format(setup=setup, audio=str(tmp / "audio")))[1]["compute"]
-                             for _ in range(repeats)) for name, setup in PATHS.items()}
+                wall, cpu, _ = _python(JOB.format(setup=setup, exit=EXIT.get(name, ""), audio=str(tmp / "audio"), out=str(out)))
+                jobs[name].append((wall, cpu))
+                t = _python(WARM.format(setup=setup, audio=str(tmp / "audio")))[2]
+                warm[name].append((t["wall"], t["cpu"]))
         for name in PATHS:
-            results.append((name, size, audio_s, med(jobs[name]), compute[name]))
-    print(f"\nWhole embed jobs in a fresh process (median of {repeats}) against the same clips in one "
-          f"warm process (best of {repeats}), one torch thread:\n")
-    print("| path | clips per job | audio s | job wall s | compute alone s | fixed cost per job s | job / compute |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, size, audio_s, j, c in results:
-        print(f"| {name} | {size} | {audio_s:.0f} | {j:.2f} | {c:.2f} | {j - c:.2f} | {j / c:.2f} |")
+            results.append((name, size, audio_s, med([j[1] for j in jobs[name]]), med([w[1] for w in warm[name]]),
+                            med([j[0] for j in jobs[name]]), med([w[0] for w in warm[name]])))
+    print(f"\nWhole embed jobs in a fresh process against the same clips embedded in one warm process "
+          f"(compute alone), one thread, medians of {repeats}:\n")
+    print("| path | clips per job | audio s | job CPU s | compute alone CPU s | fixed cost per job CPU s "
+          "| job / compute (CPU) | job wall s | compute alone wall s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, size, audio_s, j, c, jw, cw in results:
+        print(f"| {name} | {size} | {audio_s:.0f} | {j:.2f} | {c:.2f} | {j - c:.2f} | {j / c:.2f} | {jw:.2f} | {cw:.2f} |")
     n = 100_000
-    ours = {size: c for name, size, _, _, c in results if name == OURS}
-    print(f"\n{n:,} clips like these, one core, extrapolated from the rows above (jobs x job wall):\n")
+    ours = {size: c for name, size, _, _, c, _, _ in results if name == OURS}
+    print(f"\n{n:,} clips like these on one core, extrapolated from the CPU seconds above (jobs x job):\n")
     print("| path | clips per job | jobs | end to end min | compute alone min | end to end / compute alone "
           "| end to end / wakeprep's compute alone |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, size, _, j, c in results:
+    for name, size, _, j, c, _, _ in results:
         jobs_n = -(-n // size)
         print(f"| {name} | {size} | {jobs_n} | {j * n / size / 60:.1f} | {c * n / size / 60:.1f} | {j / c:.2f} "
               f"| {j / ours[size]:.2f} |")
