@@ -74,12 +74,15 @@ def wavlm_folder(small: bool) -> str:
 def timed(embedder, clips, batch: int, threads: int) -> float:
     import torch
 
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(threads)
-    embedder.embed(clips[:batch])  # warm-up: model load effects, JIT, allocator
-    t0 = time.perf_counter()
-    for i in range(0, len(clips), batch):
-        embedder.embed(clips[i : i + batch])
-    return time.perf_counter() - t0
+    with threadpool_limits(threads):  # NumPy's BLAS too, as Snakemake's thread variables do in a job
+        embedder.embed(clips[:batch])  # warm-up: model load effects, JIT, allocator
+        t0 = time.perf_counter()
+        for i in range(0, len(clips), batch):
+            embedder.embed(clips[i : i + batch])
+        return time.perf_counter() - t0
 
 
 #: The embedder on top of the ``resemblyzer`` package (what wakeprep did before it computed
@@ -303,6 +306,8 @@ def main() -> None:
                          "shard_size 256; 780: shard_size 512)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-throughput", action="store_true", help="only the start-up and job tables")
+    ap.add_argument("--skip-wavlm", action="store_true", help="throughput of Resemblyzer only")
+    ap.add_argument("--skip-jobs", action="store_true", help="no start-up and job tables")
     ap.add_argument("--span-check", action="store_true", help="only the speech-span-or-whole-clip table")
     args = ap.parse_args()
     n = 8 if args.small else args.clips
@@ -316,8 +321,9 @@ def main() -> None:
     print(f"\nmachine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}")
     repeats = 1 if args.small else args.repeats
-    startup_costs(clips[0], repeats)
-    job_costs(clips, [8] if args.small else [int(x) for x in args.job_clips.split(",")], repeats)
+    if not args.skip_jobs:
+        startup_costs(clips[0], repeats)
+        job_costs(clips, [8] if args.small else [int(x) for x in args.job_clips.split(",")], repeats)
     if args.skip_throughput:
         return
 
@@ -325,7 +331,8 @@ def main() -> None:
 
     embedders = [("resemblyzer (shipped weights)", ResemblyzerEmbedder())]
     label = "wavlm (tiny, smoke run)" if args.small else "wavlm (base-plus-sv architecture, random weights)"
-    embedders.append((label, WavLMEmbedder(wavlm_folder(args.small))))
+    if not args.skip_wavlm:
+        embedders.append((label, WavLMEmbedder(wavlm_folder(args.small))))
     rows = []
     for name, emb in embedders:
         for t in threads:
