@@ -267,3 +267,20 @@ def test_embed_store_of_only_non_speech_is_empty(tmp_path, speech):
     assert embed_store(tmp_path / "audio", tmp_path / "emb", ResemblyzerEmbedder(), table=tmp_path / "clips.tsv") == 0
     s = RaggedStore(tmp_path / "emb")
     assert len(s) == 0 and s.row_shape == (256,)
+
+
+def test_embed_store_bytes_do_not_depend_on_blas_threads(tmp_path, speech):
+    """The mel spectrogram's BLAS product rounds differently on 1 and 2 BLAS threads;
+    embed_store holds BLAS to one, so the environment does not change the bytes."""
+    long = np.concatenate([speech[k] for k in sorted(speech)] * 4)
+    with RaggedWriter(tmp_path / "audio", np.int16, attrs={"corpus": "c", "label": "negative"}) as w:
+        w.append("c/long", long)
+    code = ("import sys; from wakeprep.embed import embed_store, load_embedder; "
+            "embed_store(sys.argv[1], sys.argv[2], load_embedder('resemblyzer'), threads=1)")
+    out = {}
+    for t in ("1", "2"):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": t, "OMP_NUM_THREADS": t}
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / "audio"), str(tmp_path / f"e{t}")],
+                       env=env, check=True, capture_output=True)
+        out[t] = (tmp_path / f"e{t}" / "data.bin").read_bytes()
+    assert out["1"] == out["2"]

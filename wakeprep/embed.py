@@ -9,6 +9,12 @@ Two embedders:
 - ``wavlm``: ``transformers.WavLMForXVector`` with its feature extractor, from a Hugging
   Face model id or a local folder; batched, padded, with an attention mask.
 
+The Resemblyzer embedder computes Resemblyzer's preprocessing with NumPy and runs its
+network without importing the ``resemblyzer`` package (whose librosa mel spectrogram
+compiles with numba for seconds in every new process): an embed job starts in about a
+second (docs/benchmarks.md). :func:`embed_store` embeds only the clips in which speech was
+found, over their speech span, when the convert step ran speech detection.
+
 Both return L2-normalised float32 rows. :func:`load_embedder` turns a failure to load a
 model into :class:`EmbedderLoadError`, whose message says which embedder, which model,
 and how to fix it.
@@ -111,7 +117,9 @@ def mel_spectrogram(wav: np.ndarray) -> np.ndarray:
     float32 frames times a float64 window, a float64 real FFT stored as complex64, power
     2, one ``einsum`` with the filterbank), so the output is byte-identical to it
     (tests/test_embed.py checks this against librosa), with no JIT compilation at the
-    first call. Returns ``(frames, 40)`` float32.
+    first call. Returns ``(frames, 40)`` float32. The ``einsum`` is a BLAS matrix product,
+    whose last bits depend on BLAS's thread count, in librosa as here: :func:`embed_store`
+    holds BLAS to one thread.
     """
     y = np.pad(np.asarray(wav, dtype=np.float32), N_FFT // 2)
     frames = np.lib.stride_tricks.sliding_window_view(y, N_FFT)[::HOP]
@@ -369,12 +377,13 @@ def embed_store(audio_store, out_store, embedder, batch_size: int = 16, threads:
 
     Clips are sorted by length within the shard before batching (less padding) and
     written back in store order. ``threads`` sets torch's intra-op threads; the float
-    rounding depends on it, so keep it fixed for byte-identical reruns. Returns the
-    number of clips embedded.
+    rounding depends on it, so keep it fixed for byte-identical reruns. NumPy's BLAS runs
+    on one thread here for the same reason. Returns the number of clips embedded.
     """
     import logging
 
     import torch
+    from threadpoolctl import threadpool_limits
 
     from .shards import Progress
     from .store import RaggedStore, RaggedWriter
@@ -404,10 +413,13 @@ def embed_store(audio_store, out_store, embedder, batch_size: int = 16, threads:
     order = [keep[k] for k in np.argsort(lengths, kind="stable")]
     emb = np.zeros((len(ids), embedder.dim), np.float32)
     progress = Progress(f"embed {audio.path}", len(keep))
-    for i in range(0, len(order), batch_size):
-        idx = order[i : i + batch_size]
-        emb[idx] = embedder.embed([clip(int(j)) for j in idx])
-        progress.step(len(idx))
+    # The mel spectrogram's matrix product goes through BLAS, whose rounding depends on its
+    # thread count (librosa's does too): one BLAS thread, whatever the environment says.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            emb[idx] = embedder.embed([clip(int(j)) for j in idx])
+            progress.step(len(idx))
     progress.finish()
     attrs = {
         "embedder": embedder.name,
