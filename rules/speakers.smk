@@ -1,6 +1,7 @@
 rule embed:
     input:
         audio=f"{SHARD}/audio",
+        table=f"{SHARD}/clips.tsv",
     output:
         embeddings=directory(f"{SHARD}/embeddings"),
     log:

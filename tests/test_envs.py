@@ -34,6 +34,7 @@ PROVIDERS: dict[str, set[str]] = {
     "jsonschema": {"jsonschema"},
     "pymicro_features": {"pymicro-features"},
     "sklearn": {"scikit-learn"},
+    "threadpoolctl": {"threadpoolctl"},
     "faiss": {"faiss-cpu", "faiss-gpu", "faiss"},
     "torch": {"pytorch", "pytorch-cpu", "pytorch-gpu", "torch"},
     "torchaudio": {"torchaudio"},

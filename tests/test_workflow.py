@@ -54,6 +54,10 @@ def test_end_to_end_outputs(workspace):
     # only speech labels are embedded
     assert all((d / "embeddings").is_dir() for d in (work / "results" / "shards" / "speech").iterdir())
     assert not any((d / "embeddings").exists() for d in (work / "results" / "shards" / "noise").iterdir())
+    # embedded: exactly the clips in which speech was found (the embed job ends with os._exit)
+    for d in (work / "results" / "shards" / "speech").iterdir():
+        spoken = [r["clip_id"] for r in read_table(d / "clips.tsv") if r["status"] == "ok" and r["speech_end_s"]]
+        assert spoken and RaggedStore(d / "embeddings").ids == spoken
     summary = (work / "results" / "summary.txt").read_text()
     assert "files seen: 16   ok: 16   rejected: 0" in summary
     # the split stores: every ok clip in exactly one split, bytes equal to its shard store

@@ -34,6 +34,8 @@ REASONS = {
     "silent": "peak level below audio.silence_dbfs",
     "non_finite": "NaN or infinite samples",
     "duplicate_id": "another file of the corpus has the same path without extension",
+    "clipped": "more than audio.max_clipped_fraction of the samples at full scale",
+    "low_snr": "speech SNR estimate below audio.min_snr_db (labels in vad.labels, clips with speech)",
 }
 
 
@@ -46,6 +48,11 @@ class AudioSettings:
     max_duration_s: float = 1800.0
     silence_dbfs: float = -70.0
     resample_quality: str = "VHQ"
+    #: Quality gates, off when None: largest fraction of full-scale samples, and
+    #: smallest speech SNR in dB (applied in :func:`wakeprep.shards.convert_shard`,
+    #: where the SNR is known).
+    max_clipped_fraction: float | None = None
+    min_snr_db: float | None = None
 
     @classmethod
     def from_config(cls, cfg: dict) -> "AudioSettings":
@@ -69,6 +76,7 @@ class Converted:
     decoder: str = ""
     peak_dbfs: float = float("-inf")
     clipped: int = 0
+    full_scale: int = 0
     sha256: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -169,6 +177,12 @@ def to_int16(x: np.ndarray) -> tuple[np.ndarray, int]:
     return np.clip(y, -32768, 32767).astype(np.int16), clipped
 
 
+def full_scale_count(pcm: np.ndarray) -> int:
+    """Samples of int16 ``pcm`` at full scale (32767 or -32768): the clipped ones, whether
+    they were clipped here or already in the source."""
+    return int(np.count_nonzero((pcm >= 32767) | (pcm <= -32768)))
+
+
 def convert_file(path: str, settings: AudioSettings) -> Converted:
     """Decode, check, downmix, resample and quantise one file. Never raises for bad audio."""
     try:
@@ -223,7 +237,14 @@ def convert_file(path: str, settings: AudioSettings) -> Converted:
     pcm, clipped = to_int16(y)
     peak = int(np.max(np.abs(pcm.astype(np.int32)))) if len(pcm) else 0
     peak_dbfs = 20 * np.log10(peak / INT16_SCALE) if peak else float("-inf")
-    meta.update(peak_dbfs=float(peak_dbfs), clipped=clipped)
+    meta.update(peak_dbfs=float(peak_dbfs), clipped=clipped, full_scale=full_scale_count(pcm))
     if peak_dbfs < settings.silence_dbfs:
         return _reject("silent", f"peak {peak_dbfs:.1f} dBFS < silence_dbfs {settings.silence_dbfs}", **meta)
+    if settings.max_clipped_fraction is not None and meta["full_scale"] > settings.max_clipped_fraction * len(pcm):
+        return _reject(
+            "clipped",
+            f"{meta['full_scale']} of {len(pcm)} samples ({meta['full_scale'] / len(pcm):.4f}) at full scale "
+            f"> max_clipped_fraction {settings.max_clipped_fraction}",
+            **meta,
+        )
     return Converted("ok", samples=pcm, **meta)

@@ -118,13 +118,20 @@ def convert_shard(
                     decoder=res.decoder,
                     sha256=res.sha256,
                 )
-                if res.status == "ok" or res.reason in ("silent",):
+                if res.status == "ok" or res.reason in ("silent", "clipped"):
                     row.update(peak_dbfs=round(res.peak_dbfs, 2), clipped=res.clipped)
                 if res.status == "ok":
                     row.update(duration_s=round(res.duration_s, 6), samples=len(res.samples))
                     if vad.wants(corpus["label"]):
-                        row.update(analyse(res.samples, vad).columns())
-                    writer.append(cid, res.samples)
+                        speech = analyse(res.samples, vad)
+                        row.update(speech.columns())
+                        if (settings.min_snr_db is not None and speech.snr_db is not None
+                                and speech.snr_db < settings.min_snr_db):
+                            res_status = "rejected"
+                            row.update(status="rejected", reason="low_snr",
+                                       detail=f"speech SNR {speech.snr_db:.1f} dB < min_snr_db {settings.min_snr_db}")
+                    if res_status == "ok":
+                        writer.append(cid, res.samples)
             rows.append(row)
             counts["ok" if res_status == "ok" else f"rejected:{row['reason']}"] += 1
             progress.step()
