@@ -14,7 +14,7 @@ from .corpus import clip_id, clip_key, printable, read_manifest, speaker_from_pa
 from .features import FEATURE_SCALE, N_BINS, FeatureSettings, features_batch, require_gpu
 from .store import RaggedStore, RaggedWriter
 from .table import write_table
-from .vad import VadSettings, analyse
+from .vad import VadSettings, analyse_many
 
 import numpy as np
 
@@ -49,6 +49,11 @@ def _clean_detail(detail: str, folder: str, rel: str) -> str:
     return printable(detail.replace(absolute, rel).replace(os.path.abspath(absolute), rel))
 
 
+#: Ok clips held back for side-by-side speech detection before they are written, in samples
+#: (10 minutes of audio: memory stays bounded whatever the shard holds).
+SPEECH_BATCH_SAMPLES = 16000 * 600
+
+
 def convert_shard(
     manifest, corpus: dict, settings: AudioSettings, out_store, out_table, vad: VadSettings = VadSettings()
 ) -> Counter:
@@ -73,74 +78,107 @@ def convert_shard(
         Files per status/reason (``ok``, ``rejected:empty``...).
     """
     entries = read_manifest(manifest)
-    folder = str(corpus["path"])
-    name = corpus["name"]
-    rows, counts = [], Counter()
-    seen: dict[str, str] = {}
+    name, label = corpus["name"], corpus["label"]
+    rows, pending = [], _SpeechBatch(vad if vad.wants(label) else None, settings.min_snr_db)
     progress = Progress(f"convert {name}/{Path(manifest).stem}", len(entries))
     attrs = {
         "corpus": name,
-        "label": corpus["label"],
+        "label": label,
         "sample_rate": settings.target_rate,
         "resample_quality": settings.resample_quality,
         "manifest": Path(manifest).name,
-        "vad": vad.method if vad.wants(corpus["label"]) else "",
+        "vad": vad.method if vad.wants(label) else "",
     }
     with RaggedWriter(out_store, np.int16, (), attrs=attrs) as writer:
-        for entry in entries:
-            cid = clip_id(name, entry.path)
-            key = clip_key(entry.path)
-            if key in seen:
-                res_status, res = "rejected", None
-                row_extra = {"reason": "duplicate_id", "detail": f"same clip id as {printable(seen[key])}"}
-            else:
-                seen[key] = entry.path
-                res = convert_file(os.path.join(folder, entry.path), settings)
-                res_status = res.status
-                row_extra = {"reason": res.reason, "detail": _clean_detail(res.detail, folder, entry.path)}
-            row = {
-                "clip_id": cid,
-                "corpus": name,
-                "label": corpus["label"],
-                "source": printable(entry.path),
-                "status": res_status,
-                "speaker": speaker_from_path(entry.path, corpus.get("speaker_regex")),
-                "split": corpus.get("split") or "",
-                **row_extra,
-            }
-            if res is not None:
-                row.update(
-                    source_rate=res.source_rate or "",
-                    channels=res.channels or "",
-                    format=res.format,
-                    subtype=res.subtype,
-                    source_frames=res.source_frames if res.format else "",
-                    decoder=res.decoder,
-                    sha256=res.sha256,
-                )
-                if res.status == "ok" or res.reason in ("silent", "clipped"):
-                    row.update(peak_dbfs=round(res.peak_dbfs, 2), clipped=res.clipped)
-                if res.status == "ok":
-                    row.update(duration_s=round(res.duration_s, 6), samples=len(res.samples))
-                    if vad.wants(corpus["label"]):
-                        speech = analyse(res.samples, vad)
-                        row.update(speech.columns())
-                        if (settings.min_snr_db is not None and speech.snr_db is not None
-                                and speech.snr_db < settings.min_snr_db):
-                            res_status = "rejected"
-                            row.update(status="rejected", reason="low_snr",
-                                       detail=f"speech SNR {speech.snr_db:.1f} dB < min_snr_db {settings.min_snr_db}")
-                    if res_status == "ok":
-                        writer.append(cid, res.samples)
+        for row, samples in _converted_rows(entries, corpus, settings):
             rows.append(row)
-            counts["ok" if res_status == "ok" else f"rejected:{row['reason']}"] += 1
+            if samples is not None and pending.add(row, samples) >= SPEECH_BATCH_SAMPLES:
+                pending.flush(writer)
             progress.step()
+        pending.flush(writer)
     write_table(out_table, rows)
     progress.finish()
+    counts = Counter("ok" if r["status"] == "ok" else f"rejected:{r['reason']}" for r in rows)
     log.info("shard %s: %s", Path(manifest).stem, dict(sorted(counts.items())))
     if counts and counts["ok"] == 0:
         log.warning("shard %s: every file was rejected", Path(manifest).stem)
     return counts
+
+
+def _converted_rows(entries, corpus: dict, settings: AudioSettings):
+    """(table row, samples of an ok clip or None) for each manifest entry, in order."""
+    folder, name = str(corpus["path"]), corpus["name"]
+    seen: dict[str, str] = {}
+    for entry in entries:
+        row = {
+            "clip_id": clip_id(name, entry.path),
+            "corpus": name,
+            "label": corpus["label"],
+            "source": printable(entry.path),
+            "speaker": speaker_from_path(entry.path, corpus.get("speaker_regex")),
+            "split": corpus.get("split") or "",
+        }
+        key = clip_key(entry.path)
+        if key in seen:
+            row.update(status="rejected", reason="duplicate_id", detail=f"same clip id as {printable(seen[key])}")
+            yield row, None
+            continue
+        seen[key] = entry.path
+        res = convert_file(os.path.join(folder, entry.path), settings)
+        row.update(status=res.status, reason=res.reason, detail=_clean_detail(res.detail, folder, entry.path))
+        row.update(_result_cells(res))
+        yield row, res.samples if res.status == "ok" else None
+
+
+def _result_cells(res) -> dict:
+    """The table cells a conversion result fills."""
+    cells = dict(
+        source_rate=res.source_rate or "",
+        channels=res.channels or "",
+        format=res.format,
+        subtype=res.subtype,
+        source_frames=res.source_frames if res.format else "",
+        decoder=res.decoder,
+        sha256=res.sha256,
+    )
+    if res.status == "ok" or res.reason in ("silent", "clipped"):
+        cells.update(peak_dbfs=round(res.peak_dbfs, 2), clipped=res.clipped)
+    if res.status == "ok":
+        cells.update(duration_s=round(res.duration_s, 6), samples=len(res.samples))
+    return cells
+
+
+class _SpeechBatch:
+    """Ok clips waiting for speech detection (run on all of them at once), then for the store.
+
+    ``vad`` None: no detection for this label, clips pass straight through. With
+    ``min_snr_db`` set, clips whose speech SNR is below it are rejected (``low_snr``).
+    """
+
+    def __init__(self, vad: VadSettings | None, min_snr_db: float | None):
+        self.vad, self.min_snr_db = vad, min_snr_db
+        self.rows, self.clips, self.samples = [], [], 0
+
+    def add(self, row: dict, samples: np.ndarray) -> int:
+        self.rows.append(row)
+        self.clips.append(samples)
+        self.samples += len(samples)
+        return self.samples
+
+    def flush(self, writer: RaggedWriter) -> None:
+        if self.vad is not None and self.clips:
+            for row, speech in zip(self.rows, analyse_many(self.clips, self.vad)):
+                row.update(speech.columns())
+                self._gate(row, speech)
+        for row, samples in zip(self.rows, self.clips):
+            if row["status"] == "ok":
+                writer.append(row["clip_id"], samples)
+        self.rows, self.clips, self.samples = [], [], 0
+
+    def _gate(self, row: dict, speech) -> None:
+        if self.min_snr_db is not None and speech.snr_db is not None and speech.snr_db < self.min_snr_db:
+            row.update(status="rejected", reason="low_snr",
+                       detail=f"speech SNR {speech.snr_db:.1f} dB < min_snr_db {self.min_snr_db}")
 
 
 def features_shard(audio_store, out_store, settings: FeatureSettings | None = None, pad_ms: int | None = None) -> int:
