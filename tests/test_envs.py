@@ -42,6 +42,7 @@ PROVIDERS: dict[str, set[str]] = {
     "resemblyzer": {"resemblyzer"},
     "webrtcvad": {"webrtcvad-wheels", "webrtcvad", "py-webrtcvad"},
     "silero_vad": {"silero-vad"},
+    "onnxruntime": {"onnxruntime"},
     "librosa": {"librosa"},
     "matplotlib": {"matplotlib", "matplotlib-base"},
     "PIL": {"pillow"},
