@@ -123,8 +123,9 @@ def augment_audio_part(
 ) -> dict:
     """Augment windows ``first:stop`` of a window store into ``out_dir`` (see module docs).
 
-    ``device='cuda'`` raises :class:`wakeprep.augment.NoGpuError` when no GPU is usable,
-    before reading anything; it never falls back to the CPU.
+    ``device='cuda'`` raises :class:`wakeprep.augment.NoGpuError` when no GPU is usable
+    (after the cheap input checks, before any audio is processed); it never falls back
+    to the CPU.
     """
     from ..augment import require_gpu
 
@@ -132,13 +133,13 @@ def augment_audio_part(
         raise ValueError(f"augment_audio.device must be 'cuda' or 'cpu', got {device!r}")
     if repetitions < 1 or batch_items < 1:
         raise ValueError(f"augment_audio: repetitions and batch_items must be at least 1, got {repetitions}, {batch_items}")
-    device_name = require_gpu() if device == "cuda" else "cpu"
     store, n_samples = open_windows(windows)
     if not 0 <= first <= stop <= len(store):
         raise ValueError(f"augment_audio: windows {first}:{stop} are outside {store.path} ({len(store)} windows)")
     noise, rirs = open_sets(split, noise_stores, rir_stores, noise_corpora, rir_corpora)
     if stop > first:
-        check_sets(settings, noise, rirs, n_samples)
+        check_sets(settings, noise, rirs, n_samples)  # a bad set stops the job before any GPU work
+    device_name = require_gpu() if device == "cuda" else "cpu"
     if not noise.corpora:
         noise = ClipSet("noise", split)
     if not rirs.corpora:
