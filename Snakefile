@@ -19,6 +19,7 @@ include: "rules/features.smk"
 include: "rules/speakers.smk"
 include: "rules/assemble.smk"
 include: "rules/augment.smk"
+include: "rules/augment_audio.smk"
 include: "rules/summary.smk"
 include: "rules/report.smk"
 

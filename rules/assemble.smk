@@ -19,13 +19,13 @@ rule assemble:
 
 rule export_microwakeword:
     input:
-        [assembled(s, l) for s in SPLITS for l in LABELS],
+        [assembled(s, l) for s in SPLITS for l in TRAINING_LABELS],
     output:
         directory(f"{RESULTS}/microwakeword"),
     log:
         f"{RESULTS}/logs/export_microwakeword.log",
     params:
-        pairs=[[s, l] for s in SPLITS for l in LABELS],
+        pairs=[[s, l] for s in SPLITS for l in TRAINING_LABELS],
     conda:
         "../envs/cluster.yaml"
     script:

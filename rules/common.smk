@@ -55,13 +55,18 @@ def shards_of(corpus):
 
 
 LABELS = sorted({c["label"] for c in config["corpora"]})
+#: Labels of resource audio (noise, impulse responses): converted, split and assembled like
+#: any corpus, but not training data (not exported, not SpecAugmented).
+RESOURCE_LABELS = ("noise", "rir")
+TRAINING_LABELS = [l for l in LABELS if l not in RESOURCE_LABELS]
 SPLITS = ["train", "validation", "test"]
 SPEECH = [name for name, c in CORPORA.items() if c["label"] in config["embed"]["labels"]]
 
 
 wildcard_constraints:
     split="train|validation|test",
-    label="positive|negative|hard_negative|background",
+    label="positive|negative|hard_negative|background|noise|rir",
+    part="[0-9]{4}",
 
 
 def shard_paths(pattern, corpora=None):
@@ -85,8 +90,51 @@ def all_targets(wildcards):
     if config["export"]["microwakeword"]:
         targets.append(f"{RESULTS}/microwakeword")
     if config["augment"]["enabled"]:
-        targets += [f"{RESULTS}/augmented/{l}" for l in LABELS]
+        targets += [f"{RESULTS}/augmented/{l}" for l in TRAINING_LABELS]
+    targets += augment_audio_targets()
     return targets
+
+
+# --------------------------------------------------------------------------- augment_audio
+
+AUGMENT_AUDIO = f"{RESULTS}/augment_audio/{{split}}/{{label}}"
+
+
+def windows_audio(split, label):
+    """The fixed-length windows of a split and label, made by the windows rule. An int16 ragged store,
+    every item the same length. The one place that names that path."""
+    return f"{RESULTS}/windows/{split}/{label}/audio"
+
+
+def augment_audio_sets(split, kind):
+    """Assembled folders (results/mmap/{split}/{label}) of the noise or RIR set of ``split``,
+    and the corpora behind them. Labels without any corpus give none."""
+    section = config["augment_audio"]
+    labels = section["noise_labels"] if kind == "noise" else ["rir"]
+    labels = [l for l in labels if corpora_with_label(l)]
+    return [assembled(split, l) for l in labels], [c for l in labels for c in corpora_with_label(l)]
+
+
+def augment_audio_targets():
+    section = config["augment_audio"]
+    if not section["enabled"]:
+        return []
+    return [
+        f"{RESULTS}/augment_audio/{s}/{l}/parts.json"
+        for s in SPLITS
+        if section["repetitions"][s] > 0
+        for l in section["labels"]
+        if l in LABELS
+    ]
+
+
+def augment_audio_parts(wildcards):
+    """Part folders of one split and label, from the plan (a checkpoint)."""
+    plan = checkpoints.augment_audio_plan.get(split=wildcards.split, label=wildcards.label).output.plan
+    with open(plan, encoding="utf-8") as f:
+        n = len(json.load(f)["parts"])
+    base = AUGMENT_AUDIO.format(split=wildcards.split, label=wildcards.label)
+    return [f"{base}/part-{k:04d}" for k in range(n)]
 
 
 def print_summary():

@@ -6,7 +6,7 @@ rule report:
         split_report=f"{RESULTS}/split/report.json",
         embeddings=lambda w: shard_paths(f"{SHARD}/embeddings", SPEECH),
         assembled=[assembled(s, l) for s in SPLITS for l in LABELS],
-        augmented=[f"{RESULTS}/augmented/{l}" for l in LABELS] if config["augment"]["enabled"] else [],
+        augmented=[f"{RESULTS}/augmented/{l}" for l in TRAINING_LABELS] if config["augment"]["enabled"] else [],
     output:
         summary=report(
             f"{RESULTS}/report/summary.html",

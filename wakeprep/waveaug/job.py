@@ -184,3 +184,24 @@ def augment_audio_part(
              split, first, stop, len(rows), report["audio_seconds"], device_name, elapsed,
              report["audio_seconds"] / max(elapsed, 1e-9))
     return report
+
+
+def list_parts(plan_json, parts, out_json) -> dict:
+    """Write the index of one split and label's augmented parts: each part's feature store,
+    item count and audio seconds, and the noise and RIR sets that fed them (the report
+    and the export read this)."""
+    with open(plan_json, encoding="utf-8") as f:
+        plan = json.load(f)
+    listed = []
+    for p in parts:
+        with open(Path(p, "augment_audio.json"), encoding="utf-8") as f:
+            rep = json.load(f)
+        listed.append({"features": str(Path(p, "features")), "params": str(Path(p, "params.tsv")),
+                       "items": rep["items"], "audio_seconds": rep["audio_seconds"], "device": rep["device"]})
+    index = {"windows": plan["windows"], "window_samples": plan["window_samples"], "noise": plan["noise"],
+             "rir": plan["rir"], "items": sum(p["items"] for p in listed),
+             "hours": sum(p["audio_seconds"] for p in listed) / 3600, "parts": listed}
+    with atomic_open(out_json) as f:
+        json.dump(index, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return index
