@@ -145,6 +145,35 @@ def bench_microwakeword(inp, windows: int) -> dict:
     return row("microWakeWord Augmentation (audiomentations) + pymicro-features", "cpu, 1 core", windows, dt)
 
 
+def bench_microwakeword_chain_only(inp, windows: int) -> dict:
+    store = RaggedStore(inp["windows"])
+    chain = microwakeword_chain(inp["noise_wav"], inp["rir_wav"])
+    clips = [np.asarray(store[i], dtype=np.float32) / 32768 for i in range(windows)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        chain(clips[0], RATE)
+        t = time.perf_counter()
+        for x in clips:
+            chain(x, RATE)
+        dt = time.perf_counter() - t
+    return row("microWakeWord Augmentation alone (no features)", "cpu, 1 core", windows, dt)
+
+
+def bench_ours_chain_only_cpu(inp, windows: int, batch: int) -> dict:
+    be = Backend("cpu")
+    store = RaggedStore(inp["windows"])
+    s = WaveAugSettings.from_config({"probabilities": NOTEBOOK})
+    noise = ClipSet("noise", "train", [inp["noise"]], ["n"])
+    rirs = ClipSet("RIR", "train", [inp["rir"]], ["r"])
+    audio = np.asarray(store.data[: windows * N]).reshape(windows, N)
+    augment_batch(be, audio[:batch], store.ids[:batch], 1, s, noise, rirs)
+    t = time.perf_counter()
+    for a in range(0, windows, batch):
+        augment_batch(be, audio[a : a + batch], store.ids[a : a + batch], 1, s, noise, rirs)
+    dt = time.perf_counter() - t
+    return row("wakeprep chain alone (no features, no disk)", "cpu, 1 core", windows, dt)
+
+
 def bench_ours_store(inp, out: Path, windows: int, device: str, batch: int) -> dict:
     s = WaveAugSettings.from_config({"probabilities": NOTEBOOK})
     kw = dict(first=0, stop=windows, repetitions=1, settings=s, split="train", noise_stores=[inp["noise"]],
@@ -253,6 +282,7 @@ def main() -> None:
         args.windows, args.gpu_windows, args.batch = 12, 64, 16
     work = Path(tempfile.mkdtemp(prefix="bench-augment-audio-", dir=args.workdir))
     rows = []
+    chain_base = None
     try:
         from wakeprep.augment import gpu_status
 
@@ -277,8 +307,13 @@ def main() -> None:
         rows.append(base)
         ours = bench_ours_store(inp, work, args.windows, "cpu", args.batch)
         rows.append(ours)
+        chain_base = bench_microwakeword_chain_only(inp, args.windows)
+        rows.append(chain_base)
+        chain_ours = bench_ours_chain_only_cpu(inp, args.windows, args.batch)
+        chain_ours["ratio_to"] = chain_base
+        rows.append(chain_ours)
         for r in rows:
-            if r is not base and "ratio_to" not in r:
+            if r is not base and r is not chain_base and "ratio_to" not in r:
                 r["ratio_to"] = base
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -290,8 +325,12 @@ def main() -> None:
         ref = r.get("ratio_to")
         if ref is None:
             ratio = "1.00 (baseline)"
+        elif r is chain_base:
+            ratio = "1.00 (baseline, chain alone)"
         elif ref is base:
             ratio = f"{r['rt'] / base['rt']:.2f}x microWakeWord's loop"
+        elif ref is chain_base:
+            ratio = f"{r['rt'] / ref['rt']:.2f}x microWakeWord's chain alone"
         else:
             ratio = f"ours {ref['rt'] / r['rt']:.2f}x this"
         print(f"| {r['name']} | {r['where']} | {r['windows']} | {r['seconds']:.2f} | {r['rt']:,.0f} | {ratio} |")

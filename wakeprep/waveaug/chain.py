@@ -221,15 +221,20 @@ def tanh_distortion(be: Backend, x, amount: np.ndarray):
 def _cubic_gather(xp, y, u):
     """``y[r]`` read at fractional positions ``u[r, n]`` (Catmull-Rom cubic, zero outside)."""
     R, L = y.shape
-    base = xp.floor(u)
-    f = (u - base).astype(xp.float32)
-    base = base.astype(xp.int64)
-    f2, f3 = f * f, f * f * f
-    weights = (-0.5 * f3 + f2 - 0.5 * f, 1.5 * f3 - 2.5 * f2 + 1, -1.5 * f3 + 2 * f2 + 0.5 * f, 0.5 * f3 - 0.5 * f2)
-    out = xp.zeros(u.shape, dtype=xp.float32)
-    for k, w in zip((-1, 0, 1, 2), weights):
-        i = base + k
-        out += xp.take_along_axis(y, xp.clip(i, 0, L - 1), axis=1) * (w * ((i >= 0) & (i < L)))
+    yp = xp.zeros((R, L + 4), dtype=xp.float32)  # two zeros each side: every tap is in range
+    yp[:, 2 : L + 2] = y
+    base = xp.clip(xp.floor(u), -2, L)
+    f = xp.clip(u - base, 0, 1).astype(xp.float32)
+    base = base.astype(xp.int64) + 1  # index of tap -1 in yp
+    rows = (xp.arange(R, dtype=xp.int64) * (L + 4))[:, None]
+    flat = yp.reshape(-1)
+    i = base + rows
+    f2 = f * f
+    f3 = f2 * f
+    out = flat[i] * (-0.5 * f3 + f2 - 0.5 * f)
+    out += flat[i + 1] * (1.5 * f3 - 2.5 * f2 + 1)
+    out += flat[i + 2] * (-1.5 * f3 + 2 * f2 + 0.5 * f)
+    out += flat[i + 3] * (0.5 * f3 - 0.5 * f2)
     return out
 
 
