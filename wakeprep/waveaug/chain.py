@@ -238,6 +238,18 @@ def _cubic_gather(xp, y, u):
     return out
 
 
+def _polar(xp, m, ph):
+    """``m * exp(1j * ph)`` as complex64, without a complex exp (several times slower on the CPU)."""
+    if xp is np:
+        out = np.empty(m.shape, dtype=np.complex64)
+        out.real = m * np.cos(ph)
+        out.imag = m * np.sin(ph)
+        return out
+    out = (m * xp.cos(ph)).astype(xp.complex64)
+    out += xp.complex64(1j) * (m * xp.sin(ph)).astype(xp.float32)
+    return out
+
+
 def pitch_shift(be: Backend, x, semitones: np.ndarray, n_fft: int = PITCH_N_FFT, hop: int = PITCH_HOP):
     """Shift every row's pitch by its ``semitones``, keeping its length.
 
@@ -283,9 +295,7 @@ def pitch_shift(be: Backend, x, semitones: np.ndarray, n_fft: int = PITCH_N_FFT,
     lag = xp.arange(T_out)[None, :] - f0  # output frames since the analysis frame, [R, T_out]
     quarter = ((k[None, None, :] * lag[:, :, None]) % 4).astype(xp.float32) * xp.float32(np.pi / 2)
     ph = xp.take_along_axis(phase, g0, axis=1) + xp.take_along_axis(dev, g0, axis=1) * lag[:, :, None].astype(xp.float32) + quarter
-    Y = xp.empty(shape, dtype=xp.complex64)  # m * exp(i ph), without a complex exp (several times slower)
-    Y.real = m * xp.cos(ph)
-    Y.imag = m * xp.sin(ph)
+    Y = _polar(xp, m, ph)
     frames = fft.irfft(Y, n=n_fft, axis=-1).astype(xp.float32) * win
     q = n_fft // hop
     blocks = xp.zeros((R, T_out + q - 1, hop), dtype=xp.float32)
