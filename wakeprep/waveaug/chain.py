@@ -290,11 +290,16 @@ def pitch_shift(be: Backend, x, semitones: np.ndarray, n_fft: int = PITCH_N_FFT,
     alpha = xp.clip(pos - f0, 0.0, 1.0).astype(xp.float32)[:, :, None]
     shape = (R, T_out, F)
     g0 = xp.broadcast_to(f0[:, :, None], shape)
-    m = xp.take_along_axis(mag, g0, axis=1) * (1 - alpha) + xp.take_along_axis(mag, g0 + 1, axis=1) * alpha
-    m = m * valid[:, :, None]
-    lag = xp.arange(T_out)[None, :] - f0  # output frames since the analysis frame, [R, T_out]
-    quarter = ((k[None, None, :] * lag[:, :, None]) % 4).astype(xp.float32) * xp.float32(np.pi / 2)
-    ph = xp.take_along_axis(phase, g0, axis=1) + xp.take_along_axis(dev, g0, axis=1) * lag[:, :, None].astype(xp.float32) + quarter
+    m0 = xp.take_along_axis(mag, g0, axis=1) * (1 - alpha)
+    m1 = xp.take_along_axis(mag, g0 + 1, axis=1) * alpha
+    m = (m0 + m1) * valid[:, :, None]
+    # phase from whichever of the two frames brings more of the bin's magnitude (an onset
+    # after silence must not take the silent frame's meaningless phase)
+    src = g0 + (m1 > m0)
+    lag = xp.arange(T_out)[None, :, None] - src  # output frames since that analysis frame (may be < 0)
+    quarter = ((k[None, None, :] * lag) % 4).astype(xp.float32) * xp.float32(np.pi / 2)
+    step = xp.take_along_axis(dev, xp.minimum(src, T - 2), axis=1)  # its own frequency estimate
+    ph = xp.take_along_axis(phase, src, axis=1) + step * lag.astype(xp.float32) + quarter
     Y = _polar(xp, m, ph)
     frames = fft.irfft(Y, n=n_fft, axis=-1).astype(xp.float32) * win
     q = n_fft // hop
