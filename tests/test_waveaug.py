@@ -168,6 +168,35 @@ def test_pitch_shift_moves_a_tone_and_keeps_length_and_level(semitones):
     assert abs(np.sqrt(np.mean(mid**2)) / np.sqrt(np.mean(x**2)) - 1) < 0.02
 
 
+def test_pitch_shift_is_stable_at_an_onset_after_silence():
+    """A tiny input change (as float rounding between devices) must not move the output."""
+    t = np.arange(N) / 16000
+    x = np.zeros((1, N), np.float32)
+    x[0, 20000:] = 0.3 * np.sin(2 * np.pi * 300 * t[20000:]) * np.sin(2 * np.pi * 3 * t[20000:])
+    noise = np.random.default_rng(0).standard_normal(x.shape).astype(np.float32) * 1e-7
+    d = np.abs(C.pitch_shift(CPU, x, np.array([2.0])) - C.pitch_shift(CPU, x + noise, np.array([2.0])))
+    assert d.max() < 1e-3
+
+
+def test_chain_with_the_gpus_filter_algorithm_is_within_one_lsb_of_the_cpu_path(tmp_path, monkeypatch):
+    """The GPU path differs from the CPU path in its filters (FFT instead of sosfilt); the
+    rest is the same code. Run that algorithm here and compare the int16 audio."""
+    from wakeprep.waveaug.banks import ClipSet
+    from wakeprep.waveaug.job import augment_batch
+
+    w, sets = make_inputs(tmp_path, n=24)
+    store = RaggedStore(w)
+    audio = np.asarray(store.data).reshape(24, N)
+    s = WaveAugSettings.from_config({"probabilities": {k: 0.5 for k in TRANSFORMS}}, seed=1)
+    noise = ClipSet("noise", "train", sets["train"]["noise_stores"], ["demo_noise"])
+    rirs = ClipSet("RIR", "train", sets["train"]["rir_stores"], ["demo_rir"])
+    cpu, *_ = augment_batch(CPU, audio, store.ids, 2, s, noise, rirs)
+    sos_filter = C.sos_filter
+    monkeypatch.setattr(C, "sos_filter", lambda be, x, sos, fft_on_cpu=False: sos_filter(be, x, sos, True))
+    fft, *_ = augment_batch(CPU, audio, store.ids, 2, s, noise, rirs)
+    assert np.abs(cpu.astype(np.int32) - fft.astype(np.int32)).max() <= 1
+
+
 def test_colour_noise_has_its_slope_and_snr():
     s = only(AddColorNoise=1.0)
     p = params_for(s, 8)
