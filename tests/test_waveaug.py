@@ -178,7 +178,7 @@ def test_pitch_shift_is_stable_at_an_onset_after_silence():
     assert d.max() < 1e-3
 
 
-def test_chain_with_the_gpus_filter_algorithm_is_within_one_lsb_of_the_cpu_path(tmp_path, monkeypatch):
+def test_chain_with_the_gpus_filter_algorithm_is_within_two_lsb_of_the_cpu_path(tmp_path, monkeypatch):
     """The GPU path differs from the CPU path in its filters (FFT instead of sosfilt); the
     rest is the same code. Run that algorithm here and compare the int16 audio."""
     from wakeprep.waveaug.banks import ClipSet
@@ -194,7 +194,7 @@ def test_chain_with_the_gpus_filter_algorithm_is_within_one_lsb_of_the_cpu_path(
     sos_filter = C.sos_filter
     monkeypatch.setattr(C, "sos_filter", lambda be, x, sos, fft_on_cpu=False: sos_filter(be, x, sos, True))
     fft, *_ = augment_batch(CPU, audio, store.ids, 2, s, noise, rirs)
-    assert np.abs(cpu.astype(np.int32) - fft.astype(np.int32)).max() <= 1
+    assert np.abs(cpu.astype(np.int32) - fft.astype(np.int32)).max() <= 2  # 1 measured here; 2 on the bench windows
 
 
 def test_colour_noise_has_its_slope_and_snr():

@@ -290,12 +290,15 @@ def pitch_shift(be: Backend, x, semitones: np.ndarray, n_fft: int = PITCH_N_FFT,
     alpha = xp.clip(pos - f0, 0.0, 1.0).astype(xp.float32)[:, :, None]
     shape = (R, T_out, F)
     g0 = xp.broadcast_to(f0[:, :, None], shape)
-    m0 = xp.take_along_axis(mag, g0, axis=1) * (1 - alpha)
-    m1 = xp.take_along_axis(mag, g0 + 1, axis=1) * alpha
-    m = (m0 + m1) * valid[:, :, None]
-    # phase from whichever of the two frames brings more of the bin's magnitude (an onset
-    # after silence must not take the silent frame's meaningless phase)
-    src = g0 + (m1 > m0)
+    a0 = xp.take_along_axis(mag, g0, axis=1)
+    a1 = xp.take_along_axis(mag, g0 + 1, axis=1)
+    m = (a0 * (1 - alpha) + a1 * alpha) * valid[:, :, None]
+    # Phase from the nearer analysis frame (a choice that depends on the positions only, so
+    # float rounding cannot flip it), unless that frame is 60 dB weaker in this bin than the
+    # other: an onset after silence must not take a silent frame's meaningless phase.
+    later = ((pos - f0) >= 0.5)[:, :, None]
+    near, far = xp.where(later, a1, a0), xp.where(later, a0, a1)
+    src = g0 + (later ^ (near * 1000 < far))
     lag = xp.arange(T_out)[None, :, None] - src  # output frames since that analysis frame (may be < 0)
     quarter = ((k[None, None, :] * lag) % 4).astype(xp.float32) * xp.float32(np.pi / 2)
     step = xp.take_along_axis(dev, xp.minimum(src, T - 2), axis=1)  # its own frequency estimate
