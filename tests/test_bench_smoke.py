@@ -15,6 +15,7 @@ BENCHES = {
     "cluster.py": ["--small"],
     "embed.py": ["--small"],
     "augment.py": ["--cpu-only", "--small"],
+    "augment_audio.py": ["--small"],
 }
 
 

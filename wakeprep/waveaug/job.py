@@ -25,7 +25,7 @@ import numpy as np
 from ..features import N_BINS, micro_features_u16
 from ..fileio import atomic_open
 from ..store import RaggedStore, RaggedWriter, StoreError, replace_dir, temp_sibling
-from ..table import write_table
+from ..table import _cell
 from .banks import ClipSet, open_sets
 from .chain import Backend, apply_chain, to_float, to_int16
 from .draws import clip_hash, draw_params, param_columns, param_rows
@@ -149,11 +149,14 @@ def augment_audio_part(
     out_dir = Path(out_dir)
     tmp = temp_sibling(out_dir)
     t0 = time.monotonic()
-    rows = []
+    items = 0
     attrs = {"made_by": "augment_audio", "algorithm": ALGORITHM, "split": split, "repetitions": repetitions,
              "settings": settings.to_dict(), "frontend": "pymicro-features", "scale": 25.6}
     try:
-        with RaggedWriter(tmp / "features", np.uint16, (N_BINS,), attrs=attrs) as w:
+        columns = param_columns()
+        with RaggedWriter(tmp / "features", np.uint16, (N_BINS,), attrs=attrs) as w, \
+                open(tmp / "params.tsv", "w", encoding="utf-8", newline="\n") as table:
+            table.write("\t".join(columns) + "\n")  # streamed batch by batch: memory bounded by the batch
             for a in range(first, stop, batch_items):
                 b = min(a + batch_items, stop)
                 ids = store.ids[a:b]
@@ -163,13 +166,14 @@ def augment_audio_part(
                 item_ids = [f"{ids[i]}#aug{c}" for i, c in zip(win, cop)]
                 w.append_many(item_ids, np.concatenate(feats) if feats else np.zeros((0, N_BINS), np.uint16),
                               [len(f) for f in feats])
-                rows += param_rows(p, item_ids, [ids[i] for i in win], cop, noise.ids, rirs.ids, measured)
-        write_table(tmp / "params.tsv", rows, param_columns())
+                for r in param_rows(p, item_ids, [ids[i] for i in win], cop, noise.ids, rirs.ids, measured):
+                    table.write("\t".join(_cell(r.get(c)) for c in columns) + "\n")
+                items += len(item_ids)
         elapsed = time.monotonic() - t0
         report = {
             "algorithm": ALGORITHM, "windows": str(windows), "first": first, "stop": stop, "split": split,
-            "repetitions": repetitions, "window_samples": n_samples, "items": len(rows),
-            "audio_seconds": len(rows) * n_samples / 16000, "device": device, "device_name": device_name,
+            "repetitions": repetitions, "window_samples": n_samples, "items": items,
+            "audio_seconds": items * n_samples / 16000, "device": device, "device_name": device_name,
             "backend": be.name, "seconds": round(elapsed, 3), "settings": settings.to_dict(),
             "noise": {"corpora": noise.corpora, "clips": len(noise)}, "rir": {"corpora": rirs.corpora, "clips": len(rirs)},
         }
@@ -181,7 +185,7 @@ def augment_audio_part(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("augment_audio %s %d:%d: %d copies (%.0f s of audio) on %s in %.2f s (%.0fx real time)",
-             split, first, stop, len(rows), report["audio_seconds"], device_name, elapsed,
+             split, first, stop, items, report["audio_seconds"], device_name, elapsed,
              report["audio_seconds"] / max(elapsed, 1e-9))
     return report
 
