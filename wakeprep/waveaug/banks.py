@@ -48,6 +48,18 @@ class ClipSet:
         k, j = self._where[int(i)]
         return self.stores[k][j]
 
+    def read(self, i: int, start: int = 0, count: int | None = None) -> np.ndarray:
+        """Samples ``start:start + count`` of clip ``i``, read with ``pread`` (not through
+        the memory map, so resident memory does not grow with the set)."""
+        k, j = self._where[int(i)]
+        s = self.stores[k]
+        n = int(s.lengths[j])
+        start = min(max(int(start), 0), n)
+        count = n - start if count is None else max(0, min(int(count), n - start))
+        if count == 0:
+            return np.zeros(0, dtype=np.int16)
+        return np.fromfile(s.path / "data.bin", dtype=np.int16, count=count, offset=(int(s.offsets[j]) + start) * 2)
+
     def _name(self) -> str:
         what = f"corpora {', '.join(self.corpora)}" if self.corpora else "no corpus"
         return f"the {self.kind} set of split '{self.split}' ({what})"
@@ -62,8 +74,7 @@ class ClipSet:
             raise AugmentInputError(
                 f"augment_audio: {self._name()} has no usable clip (empty corpus, every file rejected by convert, "
                 f"or none assigned to this split; see results/clips.tsv): {fix}")
-        peak = np.array([int(np.abs(self.clip(i).astype(np.int32)).max(initial=0)) for i in range(len(self))])
-        if not peak.any():
+        if not any(np.any(self.read(i)) for i in range(len(self))):  # stops at the first clip with sound
             raise AugmentInputError(f"augment_audio: every clip of {self._name()} is silent: {fix}")
         if self.kind == "noise" and int(self.lengths.max()) < window_samples:
             longest = int(np.argmax(self.lengths))
@@ -77,7 +88,7 @@ class ClipSet:
         out = np.empty((len(index), n), dtype=np.float32)
         level = np.zeros(len(index))
         for r, (i, o) in enumerate(zip(index, offset)):  # one slice per noisy row, from the memory map
-            seg = np.asarray(self.clip(i)[int(o) : int(o) + n], dtype=np.float32) * np.float32(1 / 32768)
+            seg = self.read(i, o, n).astype(np.float32) * np.float32(1 / 32768)
             level[r] = np.sqrt(np.mean(np.square(seg, dtype=np.float64))) if seg.size else 0.0
             if seg.size == 0:
                 out[r] = 0
@@ -92,7 +103,7 @@ class ClipSet:
         L = max([int(self.lengths[i]) for i in index], default=1)
         out = np.zeros((len(index), max(L, 1)), dtype=np.float32)
         for r, i in enumerate(index):
-            h = self.clip(i)
+            h = self.read(i)
             out[r, : h.size] = np.asarray(h, dtype=np.float32) * np.float32(1 / 32768)
         return out
 

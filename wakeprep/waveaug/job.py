@@ -50,6 +50,15 @@ def open_windows(path) -> tuple[RaggedStore, int]:
     return s, n
 
 
+def read_rows(store: RaggedStore, a: int, b: int) -> np.ndarray:
+    """Items ``a:b`` of a store, read with one ``pread`` rather than through the memory map,
+    so the job's resident memory does not grow with the windows it has read."""
+    r0, r1 = int(store.offsets[a]), int(store.offsets[b])
+    row = store.dtype.itemsize * int(np.prod(store.row_shape, dtype=np.int64))
+    return np.fromfile(store.path / "data.bin", dtype=store.dtype, count=(r1 - r0) * row // store.dtype.itemsize,
+                       offset=r0 * row).reshape(r1 - r0, *store.row_shape)
+
+
 def check_sets(settings: WaveAugSettings, noise: ClipSet, rirs: ClipSet, window_samples: int) -> None:
     """Check the sets a transform with a non-zero probability will use (see ClipSet.check).
     A set without any corpus leaves its transform off, as microWakeWord does without paths."""
@@ -160,7 +169,7 @@ def augment_audio_part(
             for a in range(first, stop, batch_items):
                 b = min(a + batch_items, stop)
                 ids = store.ids[a:b]
-                audio = np.asarray(store.data[store.offsets[a] : store.offsets[b]]).reshape(b - a, n_samples)
+                audio = read_rows(store, a, b).reshape(b - a, n_samples)
                 out, p, measured, win, cop = augment_batch(be, audio, ids, repetitions, settings, noise, rirs)
                 feats = [micro_features_u16(row) for row in out]
                 item_ids = [f"{ids[i]}#aug{c}" for i, c in zip(win, cop)]
