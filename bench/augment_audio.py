@@ -24,6 +24,7 @@ torch-audiomentations is installed):
 
     python3 bench/augment_audio.py            # about 2 minutes on one core (+ GPU rows)
     python3 bench/augment_audio.py --small    # CI smoke test
+    python3 bench/augment_audio.py --gpu-only # GPU rows only (no audiomentations needed)
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -62,7 +62,20 @@ SHARED = ("Gain", "AddColorNoise", "BandStopFilter", "PitchShift")
 # --------------------------------------------------------------------------- inputs
 
 
-def make_inputs(folder: Path, windows: int, seed: int = 0) -> dict:
+def synthetic_rir(rng) -> np.ndarray:
+    """An image-source RIR (pyroomacoustics) when installed, else exponentially decaying noise."""
+    try:
+        from wakeprep.demo_resources import _rir
+
+        return _rir(rng)
+    except ImportError:
+        n = int(rng.uniform(0.2, 0.6) * RATE)
+        h = rng.standard_normal(n) * np.exp(-np.arange(n) / (0.05 * RATE))
+        h[0] = 3.0
+        return (h / np.abs(h).max() * 0.9).astype(np.float32)
+
+
+def make_inputs(folder: Path, windows: int, seed: int = 0, wav: bool = True) -> dict:
     """Windows (speech-like: tones with formant-ish envelopes, silence padding at the start
     like a positive), a noise folder and a RIR folder (WAV for audiomentations, ragged
     stores for us)."""
@@ -76,19 +89,22 @@ def make_inputs(folder: Path, windows: int, seed: int = 0) -> dict:
             x[: int(rng.uniform(0.3, 1.5) * RATE)] = 0  # the wake word sits at the end
             x = x / np.abs(x).max() * rng.uniform(0.1, 0.7)
             w.append(f"bench/w{i:06d}", (x * 32767).astype(np.int16))
-    from wakeprep.demo_resources import _rir
+    if wav:  # audiomentations reads folders of files
+        import soundfile as sf
 
-    (folder / "noise_wav").mkdir()
-    (folder / "rir_wav").mkdir()
+        (folder / "noise_wav").mkdir()
+        (folder / "rir_wav").mkdir()
     with RaggedWriter(folder / "noise", np.int16) as w:
         for i in range(10):
             y = (rng.standard_normal(10 * RATE) * 3000).astype(np.int16)
-            sf.write(folder / "noise_wav" / f"n{i}.wav", y, RATE, subtype="PCM_16")
+            if wav:
+                sf.write(folder / "noise_wav" / f"n{i}.wav", y, RATE, subtype="PCM_16")
             w.append(f"bench_noise/n{i}", y)
     with RaggedWriter(folder / "rir", np.int16) as w:
         for i in range(6):
-            y = (_rir(rng) * 32767).astype(np.int16)
-            sf.write(folder / "rir_wav" / f"r{i}.wav", y, RATE, subtype="PCM_16")
+            y = (synthetic_rir(rng) * 32767).astype(np.int16)
+            if wav:
+                sf.write(folder / "rir_wav" / f"r{i}.wav", y, RATE, subtype="PCM_16")
             w.append(f"bench_rir/r{i}", y)
     return {"windows": folder / "windows", "noise": folder / "noise", "rir": folder / "rir",
             "noise_wav": folder / "noise_wav", "rir_wav": folder / "rir_wav"}
@@ -256,6 +272,10 @@ def bench_torch_audiomentations(windows: int, batch: int, reps: int = 3) -> dict
 # --------------------------------------------------------------------------- table
 
 
+class _Done(Exception):
+    """The rows asked for are measured."""
+
+
 def row(name: str, where: str, windows: int, seconds: float) -> dict:
     audio = windows * N / RATE
     return {"name": name, "where": where, "windows": windows, "seconds": seconds, "rt": audio / seconds}
@@ -277,6 +297,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--small", action="store_true", help="a few windows, for a smoke run")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--gpu-only", action="store_true",
+                    help="skip the CPU rows (no audiomentations needed), e.g. on a GPU machine without it")
     args = ap.parse_args()
     if args.small:
         args.windows, args.gpu_windows, args.batch = 12, 64, 16
@@ -287,7 +309,10 @@ def main() -> None:
         from wakeprep.augment import gpu_status
 
         gpu_ok, gpu_what = gpu_status()
-        inp = make_inputs(work, max(args.windows, args.gpu_windows if gpu_ok else 0))
+        if args.gpu_only and not gpu_ok:
+            raise SystemExit(f"--gpu-only, but no usable GPU: {gpu_what}")
+        inp = make_inputs(work, max(0 if args.gpu_only else args.windows, args.gpu_windows if gpu_ok else 0),
+                          wav=not args.gpu_only)
         if gpu_ok:  # before pinning to one core: the GPU rows feed the device from the host
             rows.append(bench_ours_chain_on_device(inp, args.gpu_windows, args.batch * 4, NOTEBOOK,
                                                    "wakeprep chain alone (microWakeWord's settings), data on device"))
@@ -302,6 +327,10 @@ def main() -> None:
             except Exception as e:  # not installed, or no CUDA in torch
                 print(f"torch-audiomentations row skipped: {type(e).__name__}: {e}", file=sys.stderr)
             rows.append(bench_ours_store(inp, work, args.gpu_windows, "cuda", args.batch * 4))
+        pinned = "not used"
+        if args.gpu_only:
+            base = None
+            raise _Done
         pinned = one_core()
         base = bench_microwakeword(inp, args.windows)
         rows.append(base)
@@ -315,6 +344,8 @@ def main() -> None:
         for r in rows:
             if r is not base and r is not chain_base and "ratio_to" not in r:
                 r["ratio_to"] = base
+    except _Done:
+        pass
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nwindows of 3.2 s; CPU rows on one core ({pinned}); GPU: {gpu_what}")
@@ -324,7 +355,7 @@ def main() -> None:
     for r in rows:
         ref = r.get("ratio_to")
         if ref is None:
-            ratio = "1.00 (baseline)"
+            ratio = "1.00 (baseline)" if base is not None else ""
         elif r is chain_base:
             ratio = "1.00 (baseline, chain alone)"
         elif ref is base:
