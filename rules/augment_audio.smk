@@ -8,7 +8,7 @@ checkpoint augment_audio_plan:
     log:
         f"{RESULTS}/logs/augment_audio/{{split}}/{{label}}/plan.log",
     params:
-        section=canonical(config["augment_audio"]),
+        section=augment_audio_params(),
         seed=config["seed"],
         noise_corpora=lambda w: augment_audio_sets(w.split, "noise")[1],
         rir_corpora=lambda w: augment_audio_sets(w.split, "rir")[1],
@@ -32,7 +32,7 @@ rule augment_audio:
     benchmark:
         f"{RESULTS}/benchmarks/augment_audio/{{split}}/{{label}}/part-{{part}}.tsv"
     params:
-        section=canonical(config["augment_audio"]),
+        section=augment_audio_params(),
         seed=config["seed"],
         noise_corpora=lambda w: augment_audio_sets(w.split, "noise")[1],
         rir_corpora=lambda w: augment_audio_sets(w.split, "rir")[1],

@@ -115,6 +115,12 @@ def augment_audio_sets(split, kind):
     return [assembled(split, l) for l in labels], [c for l in labels for c in corpora_with_label(l)]
 
 
+def augment_audio_params():
+    """The augment_audio section without the keys that cannot change a part's bytes (batch
+    size, which labels run, enabled), so that changing those reruns nothing."""
+    return canonical({k: v for k, v in config["augment_audio"].items() if k not in ("batch_items", "labels", "enabled")})
+
+
 def augment_audio_targets():
     section = config["augment_audio"]
     if not section["enabled"]:

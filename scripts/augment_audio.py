@@ -21,5 +21,5 @@ with script_logging(snakemake.log[0]):
         noise_corpora=p.noise_corpora,
         rir_corpora=p.rir_corpora,
         device=p.section["device"],
-        batch_items=p.section["batch_items"],
+        batch_items=snakemake.config["augment_audio"]["batch_items"],  # not a param: it cannot change the bytes
     )
