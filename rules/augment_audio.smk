@@ -57,3 +57,18 @@ rule augment_audio_parts:
         "../envs/augment_audio.yaml"
     script:
         "../scripts/augment_audio_parts.py"
+
+
+rule augment_audio_overview:
+    input:
+        parts=augment_audio_targets(),
+    output:
+        overview=f"{RESULTS}/augment_audio/overview.txt",
+    log:
+        f"{RESULTS}/logs/augment_audio/overview.log",
+    params:
+        pairs=[p.split("/")[-3:-1] for p in augment_audio_targets()],
+    conda:
+        "../envs/augment_audio.yaml"
+    script:
+        "../scripts/augment_audio_overview.py"

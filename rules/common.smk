@@ -91,7 +91,8 @@ def all_targets(wildcards):
         targets.append(f"{RESULTS}/microwakeword")
     if config["augment"]["enabled"]:
         targets += [f"{RESULTS}/augmented/{l}" for l in TRAINING_LABELS]
-    targets += augment_audio_targets()
+    if config["augment_audio"]["enabled"]:
+        targets.append(f"{RESULTS}/augment_audio/overview.txt")
     return targets
 
 

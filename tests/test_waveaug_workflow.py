@@ -72,6 +72,8 @@ def test_parts_features_and_split_hygiene(augmented):
         assert all(split_of[u] == split for u in used), (split, used)
         seen[split] = used
     assert seen["train"].isdisjoint(seen["validation"] | seen["test"])
+    overview = (work / "results" / "augment_audio" / "overview.txt").read_text()
+    assert "train       positive" in overview and "my_noise, noise" in overview and "my_rirs" in overview
     assert planned_jobs(work) == []  # nothing reruns
 
 
