@@ -273,8 +273,10 @@ def test_part_job_writes_features_and_parameters_deterministically(tmp_path):
     w, sets = make_inputs(tmp_path)
     rep = run_part(w, tmp_path / "a", sets, batch_items=4)
     run_part(w, tmp_path / "b", sets, batch_items=1)  # batching does not change the bytes
-    for name in ("features/data.bin", "features/ids.txt", "features/lengths.bin", "params.tsv", "augment_audio.json"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    run_part(w, tmp_path / "b2", sets, batch_items=2, overlap=True)  # nor writing on a second thread (the GPU's way)
+    for other in ("b", "b2"):
+        for name in ("features/data.bin", "features/ids.txt", "features/lengths.bin", "params.tsv", "augment_audio.json"):
+            assert (tmp_path / "a" / name).read_bytes() == (tmp_path / other / name).read_bytes(), name
     f = RaggedStore(tmp_path / "a" / "features")
     assert len(f) == 12 and rep["items"] == 12 and f.ids[:2] == ["pos/c00#w0#aug0", "pos/c00#w0#aug1"]
     assert f.dtype == np.uint16 and f.row_shape == (40,) and (f.lengths == f.lengths[0]).all()

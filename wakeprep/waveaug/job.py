@@ -18,6 +18,7 @@ import json
 import logging
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,16 @@ def open_windows(path) -> tuple[RaggedStore, int]:
         bad = int(np.flatnonzero(s.lengths != n)[0])
         raise StoreError(f"{s.path}: windows must all have the same length; {s.ids[bad]} has {s.lengths[bad]} samples, the first {n}")
     return s, n
+
+
+def features_of_batch(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Features of every row of an int16 ``[B, N]`` batch: uint16 codes back to back and each
+    row's frame count. One call per batch: the place for a batched or GPU frontend (for now
+    :func:`wakeprep.features.micro_features_u16` row by row, the code path of rule features)."""
+    feats = [micro_features_u16(row) for row in audio]
+    if not feats:
+        return np.zeros((0, N_BINS), np.uint16), np.zeros(0, np.int64)
+    return np.concatenate(feats), np.array([len(f) for f in feats], dtype=np.int64)
 
 
 def read_rows(store: RaggedStore, a: int, b: int) -> np.ndarray:
@@ -129,8 +140,13 @@ def augment_audio_part(
     rir_corpora=(),
     device: str = "cuda",
     batch_items: int = 256,
+    overlap: bool | None = None,
 ) -> dict:
     """Augment windows ``first:stop`` of a window store into ``out_dir`` (see module docs).
+
+    ``overlap`` writes batch k (features, stores, table) on a second thread while batch
+    k + 1 is augmented; default: on the GPU only (a CPU job has one core). The bytes are
+    the same either way.
 
     ``device='cuda'`` raises :class:`wakeprep.augment.NoGpuError` when no GPU is usable
     (after the cheap input checks, before any audio is processed); it never falls back
@@ -166,18 +182,34 @@ def augment_audio_part(
         with RaggedWriter(tmp / "features", np.uint16, (N_BINS,), attrs=attrs) as w, \
                 open(tmp / "params.tsv", "w", encoding="utf-8", newline="\n") as table:
             table.write("\t".join(columns) + "\n")  # streamed batch by batch: memory bounded by the batch
-            for a in range(first, stop, batch_items):
-                b = min(a + batch_items, stop)
-                ids = store.ids[a:b]
-                audio = read_rows(store, a, b).reshape(b - a, n_samples)
-                out, p, measured, win, cop = augment_batch(be, audio, ids, repetitions, settings, noise, rirs)
-                feats = [micro_features_u16(row) for row in out]
+
+            def write(ids, out, p, measured, win, cop):
+                codes, lengths = features_of_batch(out)
                 item_ids = [f"{ids[i]}#aug{c}" for i, c in zip(win, cop)]
-                w.append_many(item_ids, np.concatenate(feats) if feats else np.zeros((0, N_BINS), np.uint16),
-                              [len(f) for f in feats])
+                w.append_many(item_ids, codes, lengths)
                 for r in param_rows(p, item_ids, [ids[i] for i in win], cop, noise.ids, rirs.ids, measured):
                     table.write("\t".join(_cell(r.get(c)) for c in columns) + "\n")
-                items += len(item_ids)
+                return len(item_ids)
+
+            # On the GPU, the host computes and writes batch k's features while the device
+            # augments batch k + 1 (one batch in flight, written in order). On the CPU the job
+            # has one core (threads: 1), so it does one thing at a time.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="augment-audio-writer") as pool:
+                pending = None
+                for a in range(first, stop, batch_items):
+                    b = min(a + batch_items, stop)
+                    ids = store.ids[a:b]
+                    audio = read_rows(store, a, b).reshape(b - a, n_samples)
+                    batch = (ids, *augment_batch(be, audio, ids, repetitions, settings, noise, rirs))
+                    if pending is not None:
+                        items += pending.result()
+                        pending = None
+                    if (device == "cuda") if overlap is None else overlap:
+                        pending = pool.submit(write, *batch)
+                    else:
+                        items += write(*batch)
+                if pending is not None:
+                    items += pending.result()
         elapsed = time.monotonic() - t0
         report = {
             "algorithm": ALGORITHM, "windows": str(windows), "first": first, "stop": stop, "split": split,
