@@ -35,6 +35,8 @@ from .settings import WaveAugSettings
 log = logging.getLogger("wakeprep")
 
 ALGORITHM = "wakeprep-waveaug-v1"
+#: Windows per batch when ``batch_items`` is 0.
+DEFAULT_BATCH = {"cpu": 256, "cuda": 2048}
 
 
 def open_windows(path) -> tuple[RaggedStore, int]:
@@ -139,7 +141,7 @@ def augment_audio_part(
     noise_corpora=(),
     rir_corpora=(),
     device: str = "cuda",
-    batch_items: int = 256,
+    batch_items: int = 0,
     overlap: bool | None = None,
 ) -> dict:
     """Augment windows ``first:stop`` of a window store into ``out_dir`` (see module docs).
@@ -156,8 +158,9 @@ def augment_audio_part(
 
     if device not in ("cuda", "cpu"):
         raise ValueError(f"augment_audio.device must be 'cuda' or 'cpu', got {device!r}")
-    if repetitions < 1 or batch_items < 1:
-        raise ValueError(f"augment_audio: repetitions and batch_items must be at least 1, got {repetitions}, {batch_items}")
+    if repetitions < 1 or batch_items < 0:
+        raise ValueError(f"augment_audio: repetitions must be >= 1 and batch_items >= 0, got {repetitions}, {batch_items}")
+    batch_items = batch_items or DEFAULT_BATCH[device]
     store, n_samples = open_windows(windows)
     if not 0 <= first <= stop <= len(store):
         raise ValueError(f"augment_audio: windows {first}:{stop} are outside {store.path} ({len(store)} windows)")
