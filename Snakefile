@@ -21,6 +21,7 @@ include: "rules/assemble.smk"
 include: "rules/windows.smk"
 include: "rules/export.smk"
 include: "rules/augment.smk"
+include: "rules/augment_audio.smk"
 include: "rules/summary.smk"
 include: "rules/report.smk"
 

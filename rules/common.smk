@@ -57,13 +57,18 @@ def shards_of(corpus):
 
 
 LABELS = sorted({c["label"] for c in config["corpora"]})
+#: Labels of resource audio (noise, impulse responses): converted, split and assembled like
+#: any corpus, but not training data (not exported, not SpecAugmented).
+RESOURCE_LABELS = ("noise", "rir")
+TRAINING_LABELS = [l for l in LABELS if l not in RESOURCE_LABELS]
 SPLITS = ["train", "validation", "test"]
 SPEECH = [name for name, c in CORPORA.items() if c["label"] in config["embed"]["labels"]]
 
 
 wildcard_constraints:
     split="train|validation|test",
-    label="positive|negative|hard_negative|background",
+    label="positive|negative|hard_negative|background|noise|rir",
+    part="[0-9]{4}",
 
 
 def shard_paths(pattern, corpora=None):
@@ -90,7 +95,9 @@ def all_targets(wildcards):
         targets.append(f"{RESULTS}/openwakeword")
     targets += [windows_dir(s, l) for s in SPLITS for l in LABELS if windowed(s, l)]
     if config["augment"]["enabled"]:
-        targets += [f"{RESULTS}/augmented/{l}" for l in LABELS]
+        targets += [f"{RESULTS}/augmented/{l}" for l in TRAINING_LABELS]
+    if config["augment_audio"]["enabled"]:
+        targets.append(f"{RESULTS}/augment_audio/overview.txt")
     return targets
 
 
@@ -121,8 +128,54 @@ def train_features(label):
 
 def export_augmented():
     if config["augment"]["enabled"] and EXPORT.specaugment:
-        return [f"{RESULTS}/augmented/{l}" for l in LABELS]
+        return [f"{RESULTS}/augmented/{l}" for l in TRAINING_LABELS]
     return []
+# --------------------------------------------------------------------------- augment_audio
+
+AUGMENT_AUDIO = f"{RESULTS}/augment_audio/{{split}}/{{label}}"
+
+
+def windows_audio(split, label):
+    """The folder of rule windows whose ``audio/`` store holds the fixed-length windows of a split
+    and label (int16, every item the same length; placed labels only, see windows.place_labels)."""
+    return windows_dir(split, label)
+
+
+def augment_audio_sets(split, kind):
+    """Assembled folders (results/mmap/{split}/{label}) of the noise or RIR set of ``split``,
+    and the corpora behind them. Labels without any corpus give none."""
+    section = config["augment_audio"]
+    labels = section["noise_labels"] if kind == "noise" else ["rir"]
+    labels = [l for l in labels if corpora_with_label(l)]
+    return [assembled(split, l) for l in labels], [c for l in labels for c in corpora_with_label(l)]
+
+
+def augment_audio_params():
+    """The augment_audio section without the keys that cannot change a part's bytes (batch
+    size, which labels run, enabled), so that changing those reruns nothing."""
+    return canonical({k: v for k, v in config["augment_audio"].items() if k not in ("batch_items", "labels", "enabled")})
+
+
+def augment_audio_targets():
+    section = config["augment_audio"]
+    if not section["enabled"]:
+        return []
+    return [
+        f"{RESULTS}/augment_audio/{s}/{l}/parts.json"
+        for s in SPLITS
+        if section["repetitions"][s] > 0
+        for l in section["labels"]
+        if l in LABELS
+    ]
+
+
+def augment_audio_parts(wildcards):
+    """Part folders of one split and label, from the plan (a checkpoint)."""
+    plan = checkpoints.augment_audio_plan.get(split=wildcards.split, label=wildcards.label).output.plan
+    with open(plan, encoding="utf-8") as f:
+        n = len(json.load(f)["parts"])
+    base = AUGMENT_AUDIO.format(split=wildcards.split, label=wildcards.label)
+    return [f"{base}/part-{k:04d}" for k in range(n)]
 
 
 def print_summary():

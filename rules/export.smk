@@ -1,8 +1,8 @@
 rule export_microwakeword:
     input:
-        sources=[export_source(s, l) for s in SPLITS for l in LABELS],
+        sources=[export_source(s, l) for s in SPLITS for l in TRAINING_LABELS],
         augmented=export_augmented(),
-        windows=[windows_dir(s, l) for s in SPLITS for l in LABELS if windowed(s, l)],
+        windows=[windows_dir(s, l) for s in SPLITS for l in TRAINING_LABELS if windowed(s, l)],
     output:
         directory(f"{RESULTS}/microwakeword"),
     log:
@@ -10,8 +10,8 @@ rule export_microwakeword:
     benchmark:
         f"{RESULTS}/benchmarks/export_microwakeword.tsv"
     params:
-        pairs=[[s, l] for s in SPLITS for l in LABELS],
-        labels=[l for l in LABELS] if export_augmented() else [],
+        pairs=[[s, l] for s in SPLITS for l in TRAINING_LABELS],
+        labels=[l for l in TRAINING_LABELS] if export_augmented() else [],
         export=canonical(config["export"]),
     conda:
         "../envs/cluster.yaml"
@@ -21,13 +21,13 @@ rule export_microwakeword:
 
 rule export_openwakeword:
     input:
-        [assembled(s, l) for s in SPLITS for l in LABELS],
+        [assembled(s, l) for s in SPLITS for l in TRAINING_LABELS],
     output:
         directory(f"{RESULTS}/openwakeword"),
     log:
         f"{RESULTS}/logs/export_openwakeword.log",
     params:
-        pairs=[[s, l] for s in SPLITS for l in LABELS],
+        pairs=[[s, l] for s in SPLITS for l in TRAINING_LABELS],
         model_name=config["export"]["openwakeword_model_name"],
     conda:
         "../envs/cluster.yaml"

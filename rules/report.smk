@@ -6,7 +6,7 @@ rule report:
         split_report=f"{RESULTS}/split/report.json",
         embeddings=lambda w: shard_paths(f"{SHARD}/embeddings", SPEECH),
         assembled=[export_source(s, l) for s in SPLITS for l in LABELS],  # the windows where made
-        augmented=[f"{RESULTS}/augmented/{l}" for l in LABELS] if config["augment"]["enabled"] else [],
+        augmented=[f"{RESULTS}/augmented/{l}" for l in TRAINING_LABELS] if config["augment"]["enabled"] else [],
     output:
         summary=report(
             f"{RESULTS}/report/summary.html",

@@ -18,6 +18,7 @@ BENCHES = {
     "augment.py": ["--cpu-only", "--small"],
     "dataset.py": ["--small", "--gpu"],
     "vad.py": ["--small"],
+    "augment_audio.py": ["--small"],
 }
 
 

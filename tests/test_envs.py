@@ -52,6 +52,7 @@ PROVIDERS: dict[str, set[str]] = {
     "pandas": {"pandas"},
     "tqdm": {"tqdm"},
     "numba": {"numba"},
+    "pyroomacoustics": {"pyroomacoustics"},
 }
 # Importable in every script job without an env entry: Snakemake's script preamble puts
 # Snakemake's own location on sys.path (it needs it to unpickle the `snakemake` object).

@@ -235,3 +235,40 @@ def test_atomic_file_writer_cleans_up_on_full_disk(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         fileio.atomic_write(target, "new\n")
     assert os.listdir(tmp_path) == ["t.txt"] and target.read_text() == "old\n"
+def test_append_many_matches_append(tmp_path):
+    rng = np.random.default_rng(3)
+    items = _items(rng, 30, (40,), np.uint16)
+    with RaggedWriter(tmp_path / "one", np.uint16, (40,)) as w:
+        w.extend(items)
+    with RaggedWriter(tmp_path / "bulk", np.uint16, (40,)) as w:
+        w.append("first", items[0][1])  # mixes with single appends
+        w.append_many(
+            [i for i, _ in items[1:]],
+            np.concatenate([r for _, r in items[1:]]),
+            [len(r) for _, r in items[1:]],
+        )
+        w.append_many([], np.zeros((0, 40), np.uint16), [])
+    a, b = RaggedStore(tmp_path / "one"), RaggedStore(tmp_path / "bulk")
+    assert b.ids == ["first"] + a.ids[1:]
+    for name in ("data.bin", "offsets.bin", "lengths.bin"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "bulk" / name).read_bytes()
+
+
+def test_append_many_rejects_bad_calls_and_writes_nothing(tmp_path):
+    with RaggedWriter(tmp_path / "s", np.int16) as w:
+        w.append_many(["a", "b"], np.arange(5, dtype=np.int16), [2, 3])
+        with pytest.raises(ValueError, match="2 ids but 1 lengths"):
+            w.append_many(["c", "d"], np.arange(5, dtype=np.int16), [5])
+        with pytest.raises(ValueError, match="expected \\(4,\\)"):
+            w.append_many(["c", "d"], np.arange(5, dtype=np.int16), [2, 2])
+        with pytest.raises(ValueError, match="duplicate item id 'a'"):
+            w.append_many(["c", "a"], np.arange(4, dtype=np.int16), [2, 2])
+        with pytest.raises(ValueError, match="duplicate item id 'c'"):
+            w.append_many(["c", "c"], np.arange(4, dtype=np.int16), [2, 2])
+        with pytest.raises(ValueError, match="negative"):
+            w.append_many(["c", "d"], np.arange(4, dtype=np.int16), [5, -1])
+        with pytest.raises(ValueError, match="single-line"):
+            w.append_many(["c", "d\n"], np.arange(4, dtype=np.int16), [2, 2])
+    s = RaggedStore(tmp_path / "s")
+    assert s.ids == ["a", "b"] and s.lengths.tolist() == [2, 3]
+    np.testing.assert_array_equal(s.data, np.arange(5))

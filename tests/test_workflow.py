@@ -188,7 +188,7 @@ def test_demo_config_runs(tmp_path, have_espeak):
     run_snakemake(work)
     assert (work / "demo" / "positive").is_dir()
     summary = (work / "results" / "summary.txt").read_text()
-    assert "files seen: 106   ok: 106" in summary
+    assert "files seen: 126   ok: 126" in summary  # 106 + 10 noise + 10 impulse responses
     # ambient sets are never empty: background audio in every split (issue 12, item 4)
     rows = list(read_table(work / "results" / "split" / "split.tsv"))
     assert {r["split"] for r in rows if r["label"] == "background"} == {"train", "validation", "test"}

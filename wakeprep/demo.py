@@ -7,6 +7,8 @@ demo exercises every path of the conversion step. Layout::
     {folder}/negative/{voice}/{take}.{ext}        other phrases
     {folder}/hard_negative/{voice}/{take}.{ext}   phrases that sound like the wake phrase
     {folder}/background/noise_{k}.{ext}           white, pink and brown noise
+    {folder}/noise/noise_{k}.wav, {folder}/rir/rir_{k}.wav   noise and room impulse
+                                                  responses for augment_audio (demo_resources)
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
+
+from .demo_resources import make_noise_and_rirs
 
 WAKE_PHRASE = "hey jarvis"
 NEGATIVE_PHRASES = [
@@ -202,6 +206,7 @@ def make_demo_corpus(folder, seed: int = 0, takes: int = 4, voices=VOICES, marke
             x = noise(kinds[i % 3], 3.0, 48000, rng)
             write_variant(tmp / "background" / f"noise_{i:02d}", x, 48000, variant)
         counts["background"] = 6
+        counts.update(make_noise_and_rirs(tmp, seed))  # its own random stream: the files above are unchanged
         if marker:
             info = {"seed": seed, "takes": takes, "voices": list(voices), "files": counts}
             (tmp / marker).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")

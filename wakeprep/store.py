@@ -206,6 +206,51 @@ class RaggedWriter:
         self._lengths.append(arr.shape[0])
         self._seen.add(item_id)
 
+    def append_many(self, ids: Sequence[str], data, lengths) -> None:
+        """Append ``len(ids)`` items stored back to back in one array, in one write.
+
+        Parameters
+        ----------
+        ids : sequence of str
+            The items' ids, in order.
+        data : array, shape ``(sum(lengths), *row_shape)``
+            Their rows, item after item.
+        lengths : array of int
+            Rows of each item (0 allowed).
+
+        Nothing is written when a check fails: the ids, lengths and row shape are
+        checked first. Costs one ``write`` per call instead of one per item.
+        """
+        if self._closed:
+            raise StoreError(f"writer for {self.path} is closed")
+        ids = list(ids)
+        lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
+        if lengths.size != len(ids):
+            raise ValueError(f"store {self.path}: {len(ids)} ids but {lengths.size} lengths")
+        if lengths.size and lengths.min() < 0:
+            raise ValueError(f"store {self.path}: negative item length {int(lengths.min())}")
+        arr = np.asarray(data)
+        if arr.shape[1:] != self.row_shape or arr.shape[0] != int(lengths.sum()):
+            raise ValueError(
+                f"store {self.path}: data of shape {arr.shape}, expected {(int(lengths.sum()), *self.row_shape)} "
+                "(the sum of lengths, then the row shape)"
+            )
+        text = "\n".join(ids) if all(type(i) is str for i in ids) else None
+        if text is None or "\r" in text or text.count("\n") != max(len(ids) - 1, 0) or "" in ids:
+            for item_id in ids:
+                _check_id(item_id)  # names the bad one
+        new = set(ids)
+        if len(new) != len(ids) or not new.isdisjoint(self._seen):
+            dup = next(i for k, i in enumerate(ids) if i in self._seen or i in ids[:k])
+            raise ValueError(f"duplicate item id {dup!r} in store {self.path}")
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        if arr.size:
+            self._data.write(memoryview(arr.reshape(-1)).cast("B"))
+        if ids:
+            self._ids.write(text + "\n")
+        self._lengths.extend(lengths.tolist())
+        self._seen.update(new)
+
     def extend(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
         """Append every ``(id, rows)`` pair of ``items``."""
         for item_id, rows in items:
