@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..features import N_BINS, micro_features_u16
+from ..features import N_BINS, features_batch
 from ..fileio import atomic_open
 from ..store import RaggedStore, RaggedWriter, StoreError, replace_dir, temp_sibling
 from ..table import _cell
@@ -53,14 +53,13 @@ def open_windows(path) -> tuple[RaggedStore, int]:
     return s, n
 
 
-def features_of_batch(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def features_of_batch(audio: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Features of every row of an int16 ``[B, N]`` batch: uint16 codes back to back and each
-    row's frame count. One call per batch: the place for a batched or GPU frontend (for now
-    :func:`wakeprep.features.micro_features_u16` row by row, the code path of rule features)."""
-    feats = [micro_features_u16(row) for row in audio]
-    if not feats:
-        return np.zeros((0, N_BINS), np.uint16), np.zeros(0, np.int64)
-    return np.concatenate(feats), np.array([len(f) for f in feats], dtype=np.int64)
+    row's frame count, in one call of the batched frontend of rule features
+    (:func:`wakeprep.features.features_batch`, bit-exact with pymicro-features) on ``device``."""
+    rows, n = audio.shape
+    codes, frame_offsets = features_batch(np.ascontiguousarray(audio).reshape(-1), np.arange(rows + 1, dtype=np.int64) * n, device)
+    return codes, np.diff(frame_offsets)
 
 
 def read_rows(store: RaggedStore, a: int, b: int) -> np.ndarray:
@@ -187,7 +186,7 @@ def augment_audio_part(
             table.write("\t".join(columns) + "\n")  # streamed batch by batch: memory bounded by the batch
 
             def write(ids, out, p, measured, win, cop):
-                codes, lengths = features_of_batch(out)
+                codes, lengths = features_of_batch(out, device)
                 item_ids = [f"{ids[i]}#aug{c}" for i, c in zip(win, cop)]
                 w.append_many(item_ids, codes, lengths)
                 for r in param_rows(p, item_ids, [ids[i] for i in win], cop, noise.ids, rirs.ids, measured):
