@@ -25,7 +25,7 @@ def test_demo_is_byte_identical(tmp_path, have_espeak):
     b = make_demo_corpus(tmp_path / "b", seed=3, takes=1, marker=".done.json")
     assert a == b
     da, db = _digests(tmp_path / "a"), _digests(tmp_path / "b")
-    assert set(da) == set(db) and len(da) == 10 + 10 + 10 + 6 + 1
+    assert set(da) == set(db) and len(da) == 10 + 10 + 10 + 6 + 10 + 10 + 1  # + noise and RIR sets
     assert [k for k in da if da[k] != db[k]] == []
     exts = {Path(k).suffix for k in da}
     assert {".ogg", ".wav", ".flac", ".mp3"} <= exts
