@@ -10,6 +10,9 @@ rule summary:
         json=f"{RESULTS}/summary.json",
     log:
         f"{RESULTS}/logs/summary.log",
+    params:
+        # every corpus, so that one allowed to be empty is listed with 0 files
+        corpora={name: c["label"] for name, c in sorted(CORPORA.items())},
     conda:
         "../envs/report.yaml"
     script:

@@ -9,4 +9,5 @@ with script_logging(snakemake.log[0]):
         snakemake.output.json,
         split_table=snakemake.input.split,
         split_report=snakemake.input.split_report,
+        corpora=snakemake.params.corpora,
     )
