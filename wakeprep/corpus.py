@@ -267,6 +267,7 @@ def scan_corpus(corpus: str, folder, include=None, exclude=(), symlinks: str = "
                 if stamps:
                     stamp[rel] = (st.st_ctime_ns, st.st_ino)
     result.ignored = ignored
+    result.loops.sort()
     if all(f.path.isascii() for f in files):
         files.sort()
     else:
@@ -377,6 +378,22 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+def _remove_dead_temporaries(folder: Path) -> None:
+    """Remove temporary files that a start-up killed while writing left in ``folder``."""
+    for p in folder.glob(".*.tmp-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                continue  # still running
+            except ProcessLookupError:
+                pass
+            except OSError:
+                continue
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
 def manifest_text(entries) -> str:
     """One JSON object per line, keys sorted: the same text as ``json.dumps(e.to_dict(),
     sort_keys=True)`` for each entry, built three times faster (it runs at every start-up).
@@ -431,6 +448,7 @@ def write_manifests(scan: ScanResult, out_dir, shard_size: int) -> list[str]:
         _write_if_changed(out_dir / f"{name}{MANIFEST_SUFFIX}", manifest_text(buckets[index]))
         names.append(name)
     keep = {f"{n}{MANIFEST_SUFFIX}" for n in names}
+    _remove_dead_temporaries(out_dir)
     if out_dir.is_dir():
         for p in out_dir.glob(f"s[0-9][0-9][0-9][0-9]{MANIFEST_SUFFIX}"):
             if p.name not in keep:
