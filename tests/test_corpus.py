@@ -261,3 +261,15 @@ def test_manifest_sha256_sees_content_changes_that_keep_size_and_mtime(tmp_path,
     prepare_manifests(s, scan(s), out, 8)
     assert reads == [str(target)]
     assert {k: v[0] for k, v in _snapshot(out).items()} == {k: v[0] for k, v in before.items()}
+
+
+def test_write_manifests_assigns_the_shard_of_shard_of(tmp_path):
+    """write_manifests inlines shard_of and clip_key for speed: same shards, odd names too."""
+    from wakeprep.corpus import ScanResult
+
+    names = ["a/b.wav", "a/.hidden", "a/..x.wav", "x", "a.b/c", "a/b./c.wav", ".a.b", "d/e.tar.gz",
+             os.fsdecode(b"bad\xff.wav"), "caf\u00e9/\u00e9t\u00e9.flac", "a/...", "sp ace/t\tab.wav"]
+    found = ScanResult("c", files=sorted(ManifestEntry(n, 1, 2) for n in names))
+    names_out = write_manifests(found, tmp_path / "m", shard_size=2)
+    where = {e.path: name for name in names_out for e in read_manifest(tmp_path / "m" / f"{name}.jsonl")}
+    assert where == {n: f"s{shard_of(n, 8):04d}" for n in names}

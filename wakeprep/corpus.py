@@ -21,6 +21,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from json.encoder import encode_basestring_ascii
 from typing import NamedTuple
 
 LAYOUT = "layout.json"
@@ -160,19 +161,20 @@ class CorpusSettings:
         )
 
 
-def _matcher(patterns):
-    """A function telling whether a lower-cased relative path matches any of the fnmatch
-    ``patterns`` (compared lower-cased too). Plain ``*.ext`` patterns become one
-    ``str.endswith`` call; the others one compiled regular expression."""
+def _compile(patterns):
+    """fnmatch ``patterns``, compared lower-cased, as (suffixes, regex match): plain
+    ``*.ext`` patterns become one ``str.endswith`` tuple, the others one regex."""
     pats = [p.lower() for p in patterns]
-    suffixes = tuple(p[1:] for p in pats if p.startswith("*") and not any(c in p[1:] for c in "*?["))
-    rest = [p for p in pats if not (p.startswith("*") and not any(c in p[1:] for c in "*?["))]
+    plain = [p for p in pats if p.startswith("*") and not any(c in p[1:] for c in "*?[")]
+    rest = [p for p in pats if p not in plain]
     regex = re.compile("|".join(fnmatch.translate(p) for p in rest)).match if rest else None
-    if regex is None:
-        return (lambda low: low.endswith(suffixes)) if suffixes else (lambda low: False)
-    if not suffixes:
-        return lambda low: regex(low) is not None
-    return lambda low: low.endswith(suffixes) or regex(low) is not None
+    return tuple(p[1:] for p in plain), regex
+
+
+def _matcher(patterns):
+    """A function telling whether a lower-cased relative path matches any of ``patterns``."""
+    suffixes, regex = _compile(patterns)
+    return lambda low: low.endswith(suffixes) or (regex is not None and regex(low) is not None)
 
 
 def _matches(rel: str, patterns) -> bool:
@@ -204,8 +206,9 @@ def scan_corpus(corpus: str, folder, include=None, exclude=(), symlinks: str = "
         raise ValueError(f"symlinks must be one of {', '.join(SYMLINK_POLICIES)}, not {symlinks!r}")
     folder = os.fspath(folder)
     root = os.path.realpath(folder)
-    wanted = _matcher(include or DEFAULT_INCLUDE)
-    unwanted = _matcher(exclude) if exclude else (lambda low: False)
+    inc_suffixes, inc_regex = _compile(include or DEFAULT_INCLUDE)
+    exc_suffixes, exc_regex = _compile(exclude or ())
+    new = tuple.__new__  # ManifestEntry(...) without its Python-level __new__: 1M calls
     result = ScanResult(corpus, root=root)
     files = []
     add = files.append
@@ -246,8 +249,10 @@ def scan_corpus(corpus: str, folder, include=None, exclude=(), symlinks: str = "
                         continue
                     stack.append((rel, target, departed + (real,)))
                     continue
-                low = rel.lower()
-                if not wanted(low) or unwanted(low):
+                low = rel.lower()  # the matching, inlined: this runs once per file
+                if not (low.endswith(inc_suffixes) or (inc_regex is not None and inc_regex(low) is not None)) or (
+                    low.endswith(exc_suffixes) or (exc_regex is not None and exc_regex(low) is not None)
+                ):
                     ignored += 1
                     continue
                 target = ""
@@ -261,9 +266,9 @@ def scan_corpus(corpus: str, folder, include=None, exclude=(), symlinks: str = "
                 try:
                     st = e.stat()
                 except OSError:
-                    add(ManifestEntry(rel, -1, 0, "", target))
+                    add(new(ManifestEntry, (rel, -1, 0, "", target)))
                     continue
-                add(ManifestEntry(rel, st.st_size, st.st_mtime_ns, "", target))
+                add(new(ManifestEntry, (rel, st.st_size, st.st_mtime_ns, "", target)))
                 if stamps:
                     stamp[rel] = (st.st_ctime_ns, st.st_ino)
     result.ignored = ignored
@@ -399,8 +404,9 @@ def manifest_text(entries) -> str:
     sort_keys=True)`` for each entry, built three times faster (it runs at every start-up).
     ``json.dumps`` of the path keeps undecodable names (lone surrogates) round-trippable."""
     dumps = json.dumps
+    quote = encode_basestring_ascii  # what json.dumps does for a str, without its overhead
     return "".join(
-        f'{{"mtime_ns": {e.mtime_ns}, "path": {dumps(e.path)}, "size": {e.size}}}\n'
+        f'{{"mtime_ns": {e.mtime_ns}, "path": {quote(e.path)}, "size": {e.size}}}\n'
         if not (e.sha256 or e.target)
         else dumps(e.to_dict(), sort_keys=True) + "\n"
         for e in entries
@@ -429,9 +435,12 @@ def write_manifests(scan: ScanResult, out_dir, shard_size: int) -> list[str]:
     n_shards = choose_shard_count(len(scan.files), shard_size, current)
     buckets: dict[int, list[ManifestEntry]] = {}
     # shard_of, inlined: this loop runs once per file at every start-up
-    sha1, splitext, from_bytes = hashlib.sha1, os.path.splitext, int.from_bytes
+    sha1, from_bytes = hashlib.sha1, int.from_bytes
     for entry in scan.files:
-        stem = splitext(entry.path)[0]
+        path = entry.path  # clip_key, inlined: os.path.splitext's rule, without its calls
+        dot = path.rfind(".")
+        base = path.rfind("/") + 1
+        stem = path[:dot] if dot > base and path[base:dot].strip(".") else path
         try:
             raw = stem.encode()  # the bytes of os.fsencode for any name without lone surrogates
         except UnicodeEncodeError:
