@@ -7,9 +7,9 @@ Usage::
 
 For each size: a corpus of N tiny WAV files (0.1 s each, in folders of 1,000), then
 
-- plan, fresh: ``snakemake -n --quiet rules`` in an empty work folder (start-up scan,
-  every manifest written, a DAG with every job to do; the job table printed, not each
-  job): what a user waits for before a first run;
+- plan, fresh: ``snakemake -n`` in an empty work folder (start-up scan, every manifest
+  written, a DAG with every job to do, each job printed): what a user waits for before a
+  first run;
 - plan again: the same dry run once more (manifests on disk and unchanged);
 
 and, for the sizes of ``--files`` (not those of ``--plan-only``: a first full run of
@@ -121,10 +121,10 @@ def bench(n: int, root: Path, full: bool, label: str, shard_size: int | None, re
     fresh, again, rss = [], [], 0
     for _ in range(repeat):
         _fresh(work, cfg)
-        t, out, m = _run(work, "-n", "--quiet", "rules")
+        t, out, m = _run(work, "-n")
         fresh.append(t)
         rss = max(rss, m)
-        t, out, m = _run(work, "-n", "--quiet", "rules")
+        t, out, m = _run(work, "-n")
         again.append(t)
         rss = max(rss, m)
     layout = json.loads((work / "results" / "manifests" / "tiny" / "layout.json").read_text())
