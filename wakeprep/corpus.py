@@ -9,6 +9,12 @@ exactly when one of its files is added, removed or edited.
 Shard counts are powers of two, kept in ``layout.json`` beside the manifests. They
 grow (doubling, which splits every shard in two) only when the average shard exceeds
 twice the configured size; adding one file never moves any other file.
+
+Per corpus (:class:`CorpusSettings`, from its ``corpora[i]`` entry): symbolic links are
+followed, kept inside the folder or skipped (``symlinks``), with loops detected and the
+resolved path of a linked file recorded in its manifest line (``target``); a file's
+change is seen by size and mtime, or by content (``manifest: sha256``, hashes cached in
+``checksums.jsonl``); an empty corpus is an error unless ``allow_empty``.
 """
 
 from __future__ import annotations
