@@ -1,5 +1,6 @@
 # Everything that is not a rule: config validation, corpus scan, input functions.
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ sys.path.insert(0, workflow.basedir)  # the wakeprep package, also when not inst
 from wakeprep.config import ConfigError, check_config, demo_generates, use_checkout
 
 use_checkout(workflow.basedir)  # jobs import this checkout's package; envs install it
-from wakeprep.corpus import existing_shards, scan_corpus, write_manifests
+from wakeprep.corpus import CorpusError, CorpusSettings, existing_shards, prepare_manifests, scan
 from wakeprep.export import ExportSettings
 from wakeprep.windows import WindowSettings, window_mode
 
@@ -32,6 +33,7 @@ wildcard_constraints:
 
 
 _shards = {}
+_scans = {}
 
 
 def canonical(value):
@@ -40,20 +42,39 @@ def canonical(value):
     return json.loads(json.dumps(value, sort_keys=True))
 
 
+def _scan(corpus):
+    """Scan a corpus folder (main process only); an empty one stops the run."""
+    try:
+        found = scan(CorpusSettings.from_config(CORPORA[corpus]))
+    except CorpusError as e:
+        raise WorkflowError(str(e)) from None
+    for rel in found.loops:
+        print(f"wakeprep: corpus '{corpus}': folder link '{rel}' leads back into its own path; not followed", file=sys.stderr)
+    return found
+
+
 def shards_of(corpus):
     """Non-empty shard names of a corpus. The main process scans the corpus folder once
     and (re)writes changed manifests; job processes read the layout already on disk."""
     if corpus not in _shards:
-        c = CORPORA[corpus]
-        if demo_generates(config, c["path"]):
+        if demo_generates(config, CORPORA[corpus]["path"]):
             checkpoints.demo_corpus.get()
-        out = f"{MANIFESTS}/{corpus}"
         if workflow.is_main_process:
-            scan = scan_corpus(corpus, c["path"], c.get("include"), c.get("exclude", ()))
-            _shards[corpus] = write_manifests(scan, out, config["shard_size"])
+            found = _scans.pop(corpus, None) or _scan(corpus)
+            settings = CorpusSettings.from_config(CORPORA[corpus])
+            _shards[corpus] = prepare_manifests(settings, found, f"{MANIFESTS}/{corpus}", config["shard_size"])
         else:
-            _shards[corpus] = existing_shards(out)
+            _shards[corpus] = existing_shards(f"{MANIFESTS}/{corpus}")
     return _shards[corpus]
+
+
+if workflow.is_main_process:
+    # Scan every corpus that exists now, so that an empty one stops the run at start-up
+    # (the demo's corpora: once the demo checkpoint has made them). Manifests are
+    # written when the DAG is built, so that --lint and the like write nothing.
+    for _name, _c in CORPORA.items():
+        if not demo_generates(config, _c["path"]):
+            _scans[_name] = _scan(_name)
 
 
 LABELS = sorted({c["label"] for c in config["corpora"]})
@@ -85,7 +106,8 @@ def assembled(split, label):
     return f"{RESULTS}/mmap/{split}/{label}"
 
 
-def all_targets(wildcards):
+def outputs(wildcards=None):
+    """Every output the config asks for, but the index."""
     targets = [f"{RESULTS}/summary.txt", f"{RESULTS}/split/report.json"]
     targets += [assembled(s, l) for s in SPLITS for l in LABELS]
     targets.append(f"{RESULTS}/report/summary.html")
@@ -176,6 +198,69 @@ def augment_audio_parts(wildcards):
         n = len(json.load(f)["parts"])
     base = AUGMENT_AUDIO.format(split=wildcards.split, label=wildcards.label)
     return [f"{base}/part-{k:04d}" for k in range(n)]
+def all_targets(wildcards):
+    return [INDEX, *outputs()]
+
+
+def expected_results():
+    """What results/ holds for this config (see wakeprep.results), as the index rule's
+    params: no shard lists, which the job reads from the manifests."""
+    return canonical(
+        {
+            "corpora": [{"name": n, "path": str(c["path"]), "label": c["label"]} for n, c in sorted(CORPORA.items())],
+            "embed": {"labels": sorted(config["embed"]["labels"])},
+            "augment": {"enabled": bool(config["augment"]["enabled"])},
+            "export": {k: bool(config["export"][k]) for k in ("microwakeword", "openwakeword")},
+        }
+    )
+
+
+INDEX = f"{RESULTS}/index.json"
+
+
+def stale_results():
+    """Paths under results/ that this config no longer produces, with the reason (see
+    wakeprep.results). Cheap: a few folder listings, no per-file work."""
+    from wakeprep.results import Expected, shards_on_disk, stale_paths
+
+    if not Path(RESULTS).is_dir():
+        return []
+    on_disk = shards_on_disk(RESULTS, [n for n in CORPORA if n not in _shards])
+    known = {n: _shards[n] if n in _shards else on_disk[n] for n in CORPORA}
+    return stale_paths(RESULTS, Expected.from_config(expected_results(), known))
+
+
+def check_stale_results():
+    """At start-up: when results/ holds paths this config no longer produces, say so and
+    remove the index, so that the run has work to do (onstart hooks run only then) and
+    rule index lists the current stores again. A dry run removes nothing else."""
+    stale = stale_results()
+    if not stale:
+        return
+    action = "removed when the run starts (not by a dry run)" if config["remove_stale_results"] else "kept (remove_stale_results: false)"
+    shown = ", ".join(rel for rel, _ in stale[:8]) + (f" and {len(stale) - 8} more" if len(stale) > 8 else "")
+    print(f"wakeprep: results/ holds {len(stale)} paths the config no longer produces, {action}: {shown}", file=sys.stderr)
+    if config["remove_stale_results"]:
+        Path(INDEX).unlink(missing_ok=True)
+
+
+def remove_stale_results():
+    """onstart (a real run, not a dry run, under Snakemake's lock, before any job): remove
+    what results/ holds that this config no longer produces, so that no step of this
+    run (the report's run times, a glob over results/mmap) sees it."""
+    from wakeprep.results import remove_paths
+
+    if not config["remove_stale_results"]:
+        return
+    removed = remove_paths(RESULTS, [rel for rel, _ in stale_results()])
+    for rel in removed[:20]:
+        print(f"wakeprep: removed {RESULTS}/{rel}", file=sys.stderr)
+    if len(removed) > 20:
+        print(f"wakeprep: removed {len(removed) - 20} more stale paths under {RESULTS}/", file=sys.stderr)
+
+
+if workflow.is_main_process:
+    check_stale_results()
 
 
 def print_summary():

@@ -13,6 +13,8 @@ rule summary:
         f"{RESULTS}/logs/summary.log",
     params:
         ambient_labels=config["export"]["ambient_labels"],
+        # every corpus, so that one allowed to be empty is listed with 0 files
+        corpora={name: c["label"] for name, c in sorted(CORPORA.items())},
     conda:
         "../envs/report.yaml"
     script:

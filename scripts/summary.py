@@ -13,4 +13,5 @@ with script_logging(snakemake.log[0]):
         split_report=snakemake.input.split_report,
         windows=[Path(p, "windows.json") for p in snakemake.input.windows],
         ambient_labels=snakemake.params.ambient_labels,
+        corpora=snakemake.params.corpora,
     )

@@ -92,7 +92,7 @@ def _assert_one_shard_reruns(work, relpath):
     jobs = planned_jobs(work)
     assert by_rule(jobs) == {
         "convert": 1, "features": 1, "embed": 1, "cluster_split": 1, "assemble": ASSEMBLED, "windows": WINDOWED, "augment": 2,
-        "summary": 1, "report": 1, "all": 1,
+        "summary": 1, "report": 1, "index": 1, "all": 1,
     }, jobs
     shard = _shard(relpath, work)
     for rule in ("convert", "features", "embed"):
@@ -126,7 +126,7 @@ def test_feature_parameter_reruns_features_not_conversion(workspace):
     try:
         jobs = planned_jobs(work)
         assert by_rule(jobs) == {"features": n_shards, "assemble": ASSEMBLED, "windows": WINDOWED, "augment": 2, "summary": 1,
-                                "report": 1, "all": 1}, jobs
+                                "report": 1, "index": 1, "all": 1}, jobs
     finally:
         (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     assert planned_jobs(work) == []
@@ -212,3 +212,88 @@ def test_augment_on_cuda_without_gpu_fails_clearly(workspace):
         (work / "config.yaml").write_text(yaml.safe_dump(cfg))
         run_snakemake(work)
     assert planned_jobs(work) == []
+
+
+def _tree(root):
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
+def test_removed_corpus_and_emptied_shard_leave_nothing_behind(tmp_path):
+    """results/ holds exactly what the config produces: after a corpus is removed from
+    the config (and a shard of another loses its only file), the next run removes
+    their stores, manifests, logs, benchmarks and report images; the index lists what
+    is left, and a no-op run stays a no-op."""
+    from conftest import write_audio
+
+    rng = np.random.default_rng(3)
+    noise, hn, empty = tmp_path / "noise", tmp_path / "hn", tmp_path / "empty"
+    for i in range(6):
+        write_audio(noise / f"n{i}.wav", (rng.standard_normal(8000) * 0.1).astype(np.float32), 16000)
+    for i in range(2):
+        write_audio(hn / f"h{i}.wav", (rng.standard_normal(8000) * 0.1).astype(np.float32), 16000)
+    empty.mkdir()
+    base = {
+        "seed": 7, "shard_size": 2, "demo": {"generate": False}, "augment": {"device": "cpu"},
+        "embed": {"labels": ["positive"]},  # nothing to embed: keeps the test fast
+        "corpora": [
+            {"name": "noise", "path": str(noise), "label": "background"},
+            {"name": "empty", "path": str(empty), "label": "background", "allow_empty": True},
+        ],
+    }
+    with_hn = dict(base, corpora=base["corpora"] + [{"name": "hn", "path": str(hn), "label": "hard_negative"}])
+    work = tmp_path / "work"
+    work.mkdir()
+    run_snakemake(work, config=with_hn)
+    results = work / "results"
+    for rel in ("mmap/train/hard_negative", "augmented/hard_negative", "report/features_hard_negative.png",
+                "shards/hn", "manifests/hn", "logs/convert/hn", "benchmarks/features/hn"):
+        assert (results / rel).exists(), rel
+    summary = (results / "summary.txt").read_text()
+    assert [line.split()[:3] for line in summary.splitlines() if line.startswith("empty ")] == [["empty", "background", "0"]]
+    index = json.loads((results / "index.json").read_text())
+    assert index["corpora"]["empty"]["files"] == 0 and index["corpora"]["hn"]["files"] == 2
+    # a file alone in its shard goes: that shard becomes empty
+    layout = json.loads((results / "manifests" / "noise" / "layout.json").read_text())
+    alone = [f"n{i}.wav" for i in range(6)
+             if sum(shard_of(f"n{j}.wav", layout["shards"]) == shard_of(f"n{i}.wav", layout["shards"]) for j in range(6)) == 1]
+    assert alone, "shard_size 2 over 6 files leaves some file alone in its shard"
+    emptied = shard_name(shard_of(alone[0], layout["shards"]))
+    (noise / alone[0]).unlink()
+    (work / "config.yaml").write_text(yaml.safe_dump(base))
+    before = _tree(results)
+    proc = run_snakemake(work, "--dry-run")
+    assert "paths the config no longer produces" in proc.stderr
+
+    def kept(paths):  # the start-up scan rewrites manifests, a dry run too
+        return [p for p in paths if p != "index.json" and not p.startswith("manifests/")]
+
+    assert kept(_tree(results)) == kept(before), "a dry run removes nothing but the index"
+    run_snakemake(work)
+    left = _tree(results)
+    assert [p for p in left if "hard_negative" in p or p.split("/")[1:2] == ["hn"] or "/hn/" in p] == []
+    assert [p for p in left if f"/{emptied}" in p] == []
+    index = json.loads((results / "index.json").read_text())
+    assert sorted(index["corpora"]) == ["empty", "noise"]
+    assert {s["label"] for s in index["stores"]} == {"background"}
+    assert emptied not in index["corpora"]["noise"]["shards"]
+    assert planned_jobs(work) == []
+
+
+def test_empty_corpus_stops_the_run_at_start_up(tmp_path):
+    from conftest import write_audio
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no audio here")
+    write_audio(tmp_path / "ok" / "a.wav", np.zeros(1600, np.float32) + 0.1, 16000)
+    cfg = {"demo": {"generate": False}, "corpora": [
+        {"name": "ok", "path": str(tmp_path / "ok"), "label": "negative"},
+        {"name": "typo", "path": str(tmp_path / "empty"), "label": "negative"},
+    ]}
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = run_snakemake(work, "--dry-run", config=cfg, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    lines = [line for line in out.splitlines() if "typo" in line]
+    assert len(lines) == 1 and lines[0].startswith("corpus 'typo': no file matching its include/exclude patterns"), out
+    assert "allow_empty: true" in lines[0]

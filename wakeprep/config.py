@@ -67,7 +67,12 @@ def semantic_problems(config: dict, basedir=".") -> list[str]:
             except re.error as e:
                 lines.append(f"corpora[{i}].speaker_regex: not a valid regular expression ({e})")
         folder = Path(basedir, c["path"])
-        if not folder.is_dir() and not demo_generates(config, c["path"], basedir):
+        if folder.is_file():
+            lines.append(
+                f"corpora[{i}].path: corpus '{c['name']}': '{c['path']}' is a file, not a folder "
+                f"(set corpora[{i}].path in config.yaml to the folder that holds its audio)"
+            )
+        elif not folder.is_dir() and not demo_generates(config, c["path"], basedir):
             lines.append(
                 f"corpora[{i}].path: corpus '{c['name']}': folder '{c['path']}' does not exist "
                 f"(set corpora[{i}].path in config.yaml)"

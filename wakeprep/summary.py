@@ -18,11 +18,16 @@ from .split import SPLITS
 from .table import read_table, write_table
 
 
-def summarise(rows) -> dict:
-    """Counts and hours from clip table rows (dicts as read by :func:`read_table`)."""
+def summarise(rows, corpora: dict | None = None) -> dict:
+    """Counts and hours from clip table rows (dicts as read by :func:`read_table`).
+
+    ``corpora`` (``{name: label}``, every configured corpus) lists a corpus without
+    any file too, with zeros (one allowed to be empty, ``allow_empty: true``)."""
     files, ok = 0, 0
     reasons: Counter = Counter()
     per = defaultdict(lambda: {"files": 0, "ok": 0, "rejected": 0, "hours": 0.0, "label": ""})
+    for name, label in (corpora or {}).items():
+        per[name]["label"] = label
     for row in rows:
         files += 1
         c = per[row["corpus"]]
@@ -225,18 +230,19 @@ def format_summary(s: dict) -> str:
 
 
 def write_summary(tables, clips_out, text_out, json_out, split_table=None, split_report=None,
-                  windows=(), ambient_labels=("background",)) -> dict:
+                  windows=(), ambient_labels=("background",), corpora=None) -> dict:
     """Merge the shard tables into ``clips_out`` (sorted by clip id) and write the summary.
 
     With ``split_table`` (``results/split/split.tsv``) the summary also counts clips and
     hours per split and label, ambient hours per split (clips of ``ambient_labels``) and
     the speaker groups; with ``split_report`` (``results/split/report.json``) it adds the
-    leakage check; ``windows`` (rule windows' ``windows.json`` files) adds the windows.
+    leakage check; ``windows`` (rule windows' ``windows.json`` files) adds the windows;
+    ``corpora`` (``{name: label}``) lists empty corpora with zeros.
     """
     rows = sorted((r for t in tables for r in read_table(t)), key=lambda r: r["clip_id"])
 
     write_table(clips_out, rows)
-    s = summarise(rows)
+    s = summarise(rows, corpora)
     if split_table is not None:
         report = None
         if split_report is not None:
