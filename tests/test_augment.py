@@ -359,6 +359,8 @@ def snakemake_run(tmp_path: Path, lengths, device: str, **augment) -> Path:
         'configfile: "config.yaml"\n'
         f'validate(config, schema="{REPO / "schemas" / "config.schema.yaml"}")\n'
         'RESULTS = "results"\n'
+        "def train_features(label):\n"  # rules/common.smk's: the training windows, here the assembled store
+        '    return f"results/mmap/train/{label}"\n'
         f'include: "{REPO / "rules" / "augment.smk"}"\n'
         "rule all:\n"
         '    input: "results/augmented/positive"\n'
