@@ -191,6 +191,16 @@ def augment_audio_targets():
     ]
 
 
+def export_augment_audio():
+    """The parts.json files whose augmented copies rule export_microwakeword adds to the
+    training, validation and test sets (export.augment_audio), as [split, label] pairs
+    and paths; none when augment_audio is off."""
+    if not EXPORT.augment_audio:
+        return [], []
+    paths = [p for p in augment_audio_targets() if p.split("/")[-2] in TRAINING_LABELS]
+    return [p.split("/")[-3:-1] for p in paths], paths
+
+
 def augment_audio_parts(wildcards):
     """Part folders of one split and label, from the plan (a checkpoint)."""
     plan = checkpoints.augment_audio_plan.get(split=wildcards.split, label=wildcards.label).output.plan

@@ -2,6 +2,7 @@ rule export_microwakeword:
     input:
         sources=[export_source(s, l) for s in SPLITS for l in TRAINING_LABELS],
         augmented=export_augmented(),
+        waveaug=export_augment_audio()[1],  # parts.json of each split and label (augment_audio)
         windows=[windows_dir(s, l) for s in SPLITS for l in TRAINING_LABELS if windowed(s, l)],
     output:
         directory(f"{RESULTS}/microwakeword"),
@@ -12,6 +13,7 @@ rule export_microwakeword:
     params:
         pairs=[[s, l] for s in SPLITS for l in TRAINING_LABELS],
         labels=[l for l in TRAINING_LABELS] if export_augmented() else [],
+        waveaug_pairs=export_augment_audio()[0],
         export=canonical(config["export"]),
     conda:
         "../envs/cluster.yaml"

@@ -5,6 +5,7 @@ rule summary:
         split=f"{RESULTS}/split/split.tsv",
         split_report=f"{RESULTS}/split/report.json",
         windows=[windows_dir(s, l) for s in SPLITS for l in LABELS if windowed(s, l)],
+        augment_audio=augment_audio_targets(),  # parts.json files: the noise and RIR sets of each split
     output:
         clips=f"{RESULTS}/clips.tsv",
         summary=f"{RESULTS}/summary.txt",
@@ -13,6 +14,7 @@ rule summary:
         f"{RESULTS}/logs/summary.log",
     params:
         ambient_labels=config["export"]["ambient_labels"],
+        augment_audio_pairs=[p.split("/")[-3:-1] for p in augment_audio_targets()],
         # every corpus, so that one allowed to be empty is listed with 0 files
         corpora={name: c["label"] for name, c in sorted(CORPORA.items())},
     conda:

@@ -9,5 +9,6 @@ with script_logging(snakemake.log[0]):
         snakemake.output[0],
         ExportSettings.from_config(snakemake.params.export),
         augmented=dict(zip(snakemake.params.labels, snakemake.input.augmented)),
+        waveaug={tuple(k): p for k, p in zip(snakemake.params.waveaug_pairs, snakemake.input.waveaug)},
         window_reports=[Path(p, "windows.json") for p in snakemake.input.windows],
     )

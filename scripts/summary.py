@@ -14,4 +14,5 @@ with script_logging(snakemake.log[0]):
         windows=[Path(p, "windows.json") for p in snakemake.input.windows],
         ambient_labels=snakemake.params.ambient_labels,
         corpora=snakemake.params.corpora,
+        augment_audio={tuple(k): p for k, p in zip(snakemake.params.augment_audio_pairs, snakemake.input.augment_audio)},
     )

@@ -160,6 +160,62 @@ def _check_openwakeword(out, assembled, model):
         np.testing.assert_array_equal(y, x)
 
 
+def _waveaug(root, split, label, sizes, rng):
+    """A ``parts.json`` as rule augment_audio_parts writes it, over parts of ``sizes`` items
+    (paths listed relative to the workflow folder, as the rule lists them)."""
+    base = root / "augment_audio" / split / label
+    parts = []
+    for k, n in enumerate(sizes):
+        with RaggedWriter(base / f"part-{k:04d}" / "features", np.uint16, (40,)) as w:
+            for i in range(n):
+                w.append(f"{label}/{split}/{k}-{i}#aug0", rng.integers(0, 900, (30 + i, 40)).astype(np.uint16))
+        parts.append({"features": f"results/augment_audio/{split}/{label}/part-{k:04d}/features", "items": n})
+    (base / "parts.json").write_text(json.dumps({"items": sum(sizes), "parts": parts}))
+    return base / "parts.json"
+
+
+def test_waveform_augmented_copies_join_their_labels_sets(sources):
+    from mmap_ninja.ragged import RaggedMmap
+
+    root, src, aug = sources
+    rng = np.random.default_rng(5)
+    waveaug = {("train", "positive"): _waveaug(root, "train", "positive", [3, 2], rng),
+               ("validation", "positive"): _waveaug(root, "validation", "positive", [2], rng),
+               ("test", "negative"): _waveaug(root, "test", "negative", [1, 0], rng)}
+    out = root / "mww"
+    report = export_microwakeword(src, out, ExportSettings(microwakeword=True), augmented=aug, waveaug=waveaug)
+    text = (out / "training_parameters.yaml").read_text()
+    config = yaml.safe_load(text)
+    found = {(Path(fs["features_dir"]).name, mode, p.name): RaggedMmap(str(p)) for fs, mode, p in _sets(config)}
+    for (split, label), parts_json in waveaug.items():
+        mode = {"train": "training", "validation": "validation", "test": "testing"}[split]
+        m = found[(label, mode, "waveaug_mmap")]  # found by microWakeWord's glob of the label's set
+        parts = json.loads(parts_json.read_text())["parts"]
+        stores = [RaggedStore(parts_json.parent / f"part-{k:04d}" / "features") for k in range(len(parts))]
+        expect = [x for s in stores for x in s]  # parts in order, items in order
+        assert len(m) == len(expect) == sum(p["items"] for p in parts)
+        assert report["sets"][f"{label}/{mode}/waveaug_mmap"]["items"] == len(expect)
+        for i, x in enumerate(expect):
+            np.testing.assert_array_equal(m[i], dequantise(x))
+    # the specaugment copies and the label's own windows are still there, weights unchanged
+    assert ("positive", "training", "specaugment_mmap") in found and ("positive", "training", "wakeword_mmap") in found
+    assert [Path(fs["features_dir"]).name for fs in config["features"]] == list(LABELS)
+    assert "#   positive: testing/wakeword_mmap 3, training/specaugment_mmap 2, training/wakeword_mmap 3, " \
+           "training/waveaug_mmap 5, validation/wakeword_mmap 3, validation/waveaug_mmap 2" in text
+    assert "#   negative: testing/wakeword_mmap 3, testing/waveaug_mmap 1, training/wakeword_mmap 3" in text
+
+    # export.augment_audio: false leaves them out; a part that lost items is an error naming it
+    export_microwakeword(src, root / "off", ExportSettings(microwakeword=True, augment_audio=False), waveaug=waveaug)
+    assert not list((root / "off").glob("*/*/waveaug_mmap"))
+    pj = waveaug[("validation", "positive")]
+    ix = json.loads(pj.read_text())
+    ix["parts"][0]["items"] = 7
+    pj.write_text(json.dumps(ix))
+    with pytest.raises(ValueError, match=r"part-0000/features: 2 items, but .*parts.json lists 7"):
+        export_microwakeword(src, root / "bad", ExportSettings(microwakeword=True), waveaug=waveaug)
+    assert not (root / "bad").exists()
+
+
 # --------------------------------------------------------------------------- the demo, end to end
 
 

@@ -282,3 +282,37 @@ def test_embedding_sample_follows_the_split_hash_order(tmp_path):
             w.append(cid, np.zeros((1, 4), np.float32))
     got, _ = embedding_sample([tmp_path / "s"], 10, seed=9)
     assert got == sorted(ids[i] for i in _hash_order(ids, 9)[:10])
+
+
+def test_augment_audio_sets_in_summary_and_report(tmp_path):
+    """The noise and RIR sets that fed each split: summary.json/summary.txt, the report's
+    summary page and augment_audio/overview.txt, from the parts.json files."""
+    from wakeprep.report import summary_html
+    from wakeprep.summary import format_summary, summarise_augment_audio
+    from wakeprep.waveaug.job import write_overview
+
+    def parts(split, items, noise, rir):
+        p = tmp_path / split / "positive" / "parts.json"
+        p.parent.mkdir(parents=True)
+        p.write_text(json.dumps({"items": items, "hours": items * 3.2 / 3600, "parts": [],
+                                 "noise": {"corpora": noise, "clips": 2 * len(noise), "seconds": 30.0 * len(noise)},
+                                 "rir": {"corpora": rir, "clips": 3 * len(rir), "seconds": 1.5}}))
+        return p
+
+    indexes = {("test", "positive"): parts("test", 4, ["my_noise"], []),
+               ("train", "positive"): parts("train", 20, ["my_noise", "noise"], ["my_rirs"])}
+    rows = summarise_augment_audio(indexes)
+    assert [(r["split"], r["copies"]) for r in rows] == [("train", 20), ("test", 4)]  # split order
+    assert rows[0]["noise"] == {"corpora": ["my_noise", "noise"], "clips": 4, "seconds": 60.0}
+    assert rows[1]["rir"]["corpora"] == []
+    text = format_summary({"files": 0, "ok": 0, "rejected": 0, "rejected_by_reason": {}, "corpora": {}, "labels": {},
+                           "augment_audio": rows})
+    overview = write_overview(indexes, tmp_path / "overview.txt")
+    assert overview in text  # the same lines in both
+    lines = text.splitlines()
+    assert "train       positive            20     0.018  my_noise, noise (4, 60)" in lines[-2] and "my_rirs (3)" in lines[-2]
+    assert lines[-1].startswith("test        positive             4") and lines[-1].endswith("- (0)")
+    page = summary_html({"files": 0, "ok": 0, "rejected": 0, "labels": {}, "augment_audio": rows})
+    assert "<b>augment_audio:</b>" in page
+    assert ">train / positive</td>" in page and ">my_noise, noise</td>" in page and ">my_rirs</td>" in page
+    assert "augment_audio" not in summary_html({"files": 0, "ok": 0, "rejected": 0, "labels": {}})

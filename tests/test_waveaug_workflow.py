@@ -1,5 +1,9 @@
 """Rule augment_audio end to end through Snakemake, on the CPU: the positives placed in
-their fixed-length windows by rule windows, augmented with the split's own noise and RIRs."""
+their fixed-length windows by rule windows, augmented with the split's own noise and RIRs,
+exported for microWakeWord and listed in the summary and report."""
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +32,7 @@ def augmented(tmp_path_factory, have_espeak):
     cfg["split"] = {"ratios": {"train": 0.6, "validation": 0.2, "test": 0.2}}
     cfg["augment_audio"] = {"enabled": True, "device": "cpu", "labels": ["positive"], "part_items": 3,
                             "probabilities": {"AddBackgroundNoise": 1.0, "RIR": 1.0}}
+    cfg["export"] = {"microwakeword": True}
     (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     jobs = by_rule(planned_jobs(work))
     run_snakemake(work)
@@ -59,6 +64,44 @@ def test_parts_features_and_split_hygiene(augmented):
     overview = (work / "results" / "augment_audio" / "overview.txt").read_text()
     assert "train       positive" in overview and "my_noise, noise" in overview and "my_rirs" in overview
     assert planned_jobs(work) == []  # nothing reruns
+
+
+def test_export_summary_and_report_list_the_augmented_sets(augmented):
+    from mmap_ninja.ragged import RaggedMmap
+
+    work, cfg, jobs = augmented
+    res = work / "results"
+    assert jobs["export_microwakeword"] == 1
+    text = (res / "microwakeword" / "training_parameters.yaml").read_text()
+    config = yaml.safe_load(text)
+    export = json.loads((res / "microwakeword" / "export.json").read_text())
+    for split, mode in (("train", "training"), ("validation", "validation"), ("test", "testing")):
+        index = json.loads((res / "augment_audio" / split / "positive" / "parts.json").read_text())
+        # microWakeWord's FeatureHandler globs {features_dir}/{mode}/**/*_mmap/ of each set
+        (fs,) = [f for f in config["features"] if Path(f["features_dir"]).name == "positive"]
+        found = {p.name: p for p in (work / fs["features_dir"] / mode).glob("**/*_mmap/")}
+        assert export["sets"][f"positive/{mode}/waveaug_mmap"]["items"] == index["items"]
+        if not index["items"]:  # this small corpus may leave a split without positives: no map
+            assert split == "test" and "waveaug_mmap" not in found
+            continue
+        m = RaggedMmap(str(found["waveaug_mmap"]))
+        assert len(m) == index["items"]
+        assert m[0].shape[1] == 40 and m[0].dtype == np.float32
+        assert f"{mode}/waveaug_mmap {index['items']}" in text
+    summary = (res / "summary.txt").read_text()
+    overview = (res / "augment_audio" / "overview.txt").read_text()
+    assert overview in summary and "my_noise, noise" in summary
+    page = (res / "report" / "summary.html").read_text()
+    assert "<b>augment_audio:</b>" in page and ">my_rirs</td>" in page
+    # the parts.json files are inputs: augmented sets that change rerun the export and the summary
+    changed = dict(cfg, augment_audio=dict(cfg["augment_audio"], repetitions={"train": 2, "validation": 2, "test": 1}))
+    (work / "config.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
+    try:
+        planned = by_rule(planned_jobs(work))
+    finally:
+        (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert planned.get("export_microwakeword") == 1 and planned.get("summary") == 1, planned
+    assert planned_jobs(work) == []
 
 
 def test_device_cuda_without_gpu_stops_the_part_jobs(augmented):

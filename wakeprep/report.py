@@ -869,6 +869,14 @@ def summary_html(s: dict) -> str:
                             "no speech"], rows))
         warnings += [f"warning: {k}: {w['no_speech']} clip(s) without detected speech ({w['no_speech_action']})"
                      for k, w in s["windows"].items() if w["no_speech"]]
+    if s.get("augment_audio"):
+        parts.append("<p><b>augment_audio:</b> waveform-augmented copies, and the noise and RIR sets "
+                     "(of the same split) that fed them</p>")
+        rows = [[f"{r['split']} / {r['label']}", r["copies"], _hours(r["hours"]),
+                 ", ".join(r["noise"]["corpora"]) or "-", r["noise"]["clips"], f"{r['noise']['seconds']:.1f}",
+                 ", ".join(r["rir"]["corpora"]) or "-", r["rir"]["clips"]] for r in s["augment_audio"]]
+        parts.append(table(["split / label", "copies", "hours", "noise set", "noise clips", "noise seconds",
+                            "RIR set", "RIR clips"], rows))
     for line in warnings:
         parts.append(f'<p style="color:#b91c1c"><b>{html.escape(line)}</b></p>')
     leak = s.get("leakage")

@@ -1,7 +1,8 @@
 """The run summary: files seen, ok and rejected (by reason), hours per corpus and label,
 clips and hours per split and label, ambient (background) hours per split with a warning
 for a split without any, speaker groups, the leakage check, and the fixed-length windows
-(placed clips, speech longer than the window, clips without speech).
+(placed clips, speech longer than the window, clips without speech), and, when rule
+augment_audio runs, its copies per split and label with the noise and RIR sets that fed them.
 
 Written by rule ``summary`` to ``results/summary.txt`` (printed at the end of every run)
 and ``results/summary.json``.
@@ -168,6 +169,40 @@ def summarise_windows(reports) -> dict:
     return out
 
 
+def summarise_augment_audio(indexes) -> list[dict]:
+    """Rule augment_audio's copies and hours per split and label, and the noise and RIR
+    sets (corpora, clips, seconds) that fed them.
+
+    ``indexes`` maps ``(split, label)`` to that split and label's ``parts.json``
+    (:func:`wakeprep.waveaug.job.list_parts`). Rows come in split order (train,
+    validation, test), then by label.
+    """
+    order = {s: i for i, s in enumerate(SPLITS)}
+    rows = []
+    for (split, label), path in sorted(indexes.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0])):
+        with open(path, encoding="utf-8") as f:
+            ix = json.load(f)
+        rows.append({
+            "split": split, "label": label, "copies": int(ix["items"]), "hours": round(float(ix["hours"]), 6),
+            "noise": {"corpora": list(ix["noise"]["corpora"]), "clips": int(ix["noise"]["clips"]),
+                      "seconds": round(float(ix["noise"]["seconds"]), 3)},
+            "rir": {"corpora": list(ix["rir"]["corpora"]), "clips": int(ix["rir"]["clips"]),
+                    "seconds": round(float(ix["rir"].get("seconds", 0.0)), 3)},
+        })
+    return rows
+
+
+def augment_audio_lines(rows) -> list[str]:
+    """The plain-text table of :func:`summarise_augment_audio` (``augment_audio/overview.txt``
+    and ``summary.txt``)."""
+    lines = [f"{'split':<11} {'label':<14} {'copies':>7} {'hours':>9}  {'noise set (clips, s)':<36} RIR set (clips)"]
+    for r in rows:
+        noise = f"{', '.join(r['noise']['corpora']) or '-'} ({r['noise']['clips']}, {r['noise']['seconds']:.0f})"
+        rir = f"{', '.join(r['rir']['corpora']) or '-'} ({r['rir']['clips']})"
+        lines.append(f"{r['split']:<11} {r['label']:<14} {r['copies']:>7} {r['hours']:>9.3f}  {noise:<36} {rir}")
+    return lines
+
+
 def format_summary(s: dict) -> str:
     lines = ["wakeprep summary", "================"]
     lines.append(f"files seen: {s['files']}   ok: {s['ok']}   rejected: {s['rejected']}")
@@ -226,18 +261,24 @@ def format_summary(s: dict) -> str:
             if w["speech_longer_than_window"]:
                 lines.append(f"note: {key}: {w['speech_longer_than_window']} clip(s) with speech longer than the "
                              f"window keep their end (results/windows/{key}/windows.json)")
+    if s.get("augment_audio"):
+        lines.append("")
+        lines.append("augment_audio (waveform-augmented copies; noise and RIR sets of the same split):")
+        lines += augment_audio_lines(s["augment_audio"])
     return "\n".join(lines) + "\n"
 
 
 def write_summary(tables, clips_out, text_out, json_out, split_table=None, split_report=None,
-                  windows=(), ambient_labels=("background",), corpora=None) -> dict:
+                  windows=(), ambient_labels=("background",), corpora=None, augment_audio=None) -> dict:
     """Merge the shard tables into ``clips_out`` (sorted by clip id) and write the summary.
 
     With ``split_table`` (``results/split/split.tsv``) the summary also counts clips and
     hours per split and label, ambient hours per split (clips of ``ambient_labels``) and
     the speaker groups; with ``split_report`` (``results/split/report.json``) it adds the
     leakage check; ``windows`` (rule windows' ``windows.json`` files) adds the windows;
-    ``corpora`` (``{name: label}``) lists empty corpora with zeros.
+    ``corpora`` (``{name: label}``) lists empty corpora with zeros; ``augment_audio``
+    (``{(split, label): parts.json}``) adds rule augment_audio's copies and the noise and
+    RIR sets that fed each split.
     """
     rows = sorted((r for t in tables for r in read_table(t)), key=lambda r: r["clip_id"])
 
@@ -257,6 +298,8 @@ def write_summary(tables, clips_out, text_out, json_out, split_table=None, split
             with open(p, encoding="utf-8") as f:
                 reports.append(json.load(f))
         s["windows"] = summarise_windows(reports)
+    if augment_audio:
+        s["augment_audio"] = summarise_augment_audio(augment_audio)
     atomic_write(json_out, json.dumps(s, indent=1, sort_keys=True) + "\n")
     atomic_write(text_out, format_summary(s))
     return s

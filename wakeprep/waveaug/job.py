@@ -256,18 +256,14 @@ def list_parts(plan_json, parts, out_json) -> dict:
 
 def write_overview(indexes: dict, out_txt) -> str:
     """A plain-text table of what augment_audio made: for each split and label, copies,
-    hours, and which noise and RIR sets (corpora, clips, seconds) fed it.
+    hours, and which noise and RIR sets (corpora, clips, seconds) fed it (the same lines
+    as ``results/summary.txt``, :func:`wakeprep.summary.augment_audio_lines`).
 
     ``indexes`` maps ``(split, label)`` to the path of its ``parts.json``.
     """
-    lines = ["split       label           copies     hours  noise set (clips, s)                 RIR set (clips)"]
-    for (split, label), path in sorted(indexes.items()):
-        with open(path, encoding="utf-8") as f:
-            ix = json.load(f)
-        noise = f"{', '.join(ix['noise']['corpora']) or '-'} ({ix['noise']['clips']}, {ix['noise']['seconds']:.0f})"
-        rir = f"{', '.join(ix['rir']['corpora']) or '-'} ({ix['rir']['clips']})"
-        lines.append(f"{split:<11} {label:<14} {ix['items']:>7} {ix['hours']:>9.3f}  {noise:<36} {rir}")
-    text = "\n".join(lines) + "\n"
+    from ..summary import augment_audio_lines, summarise_augment_audio
+
+    text = "\n".join(augment_audio_lines(summarise_augment_audio(indexes))) + "\n"
     with atomic_open(out_txt) as f:
         f.write(text)
     return text
