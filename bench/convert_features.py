@@ -143,8 +143,10 @@ def soxr_quality(files) -> list[tuple]:
             (max_diff, differing / max(samples, 1), float(np.mean(code_diff != 0)), int(code_diff.max(initial=0)))]
 
 
-def run_workflow(corpus: Path, work: Path, cores: int, shard_size: int) -> tuple[float, float]:
-    """Wall seconds, and CPU seconds of Snakemake and every job it ran (user + system)."""
+def run_workflow(corpus: Path, work: Path, cores: int, shard_size: int, speech: bool = True) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds of Snakemake and every job it ran (user + system).
+    ``speech`` False turns convert's speech detection off (``vad.labels: []``), which the
+    microWakeWord-style loop does not do either."""
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -154,6 +156,9 @@ def run_workflow(corpus: Path, work: Path, cores: int, shard_size: int) -> tuple
         "corpora": [{"name": "bench", "path": str(corpus), "label": "negative"}],
         "augment": {"enabled": False},
     }
+    if not speech:  # nothing is then placed by its speech end either (the run stops at features)
+        cfg["vad"] = {"labels": []}
+        cfg["windows"] = {"place_labels": []}
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     # --until features: convert and features of every shard, nothing after them
     cmd = ["snakemake", "--until", "features", "-s", str(REPO / "Snakefile"), "-d", str(work),
@@ -174,6 +179,8 @@ def main() -> None:
     ap.add_argument("--cores", default="1,2")
     ap.add_argument("--shard-size", type=int, default=256)
     ap.add_argument("--soxr-only", action="store_true", help="only the VHQ vs HQ table")
+    ap.add_argument("--without-speech", action="store_true",
+                    help="also run wakeprep with speech detection off (vad.labels: []), on one core")
     args = ap.parse_args()
     hours = 0.05 if args.small else args.hours
     root = args.workdir or Path(tempfile.mkdtemp(prefix="wakeprep-bench-"))
@@ -193,6 +200,9 @@ def main() -> None:
         for cores in [int(c) for c in args.cores.split(",")]:
             wall, cpu = run_workflow(corpus, root / f"work{cores}", cores, args.shard_size)
             rows.append((f"wakeprep (snakemake --cores {cores})", cores, wall, cpu))
+        if args.without_speech:
+            wall, cpu = run_workflow(corpus, root / "work1-nospeech", 1, args.shard_size, speech=False)
+            rows.append(("wakeprep, speech detection off (snakemake --cores 1)", 1, wall, cpu))
     vhq, hq, (max_diff, frac, code_frac, code_max) = soxr_quality(files)
 
     print(f"\nmachine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
