@@ -14,7 +14,7 @@ from .corpus import clip_id, clip_key, printable, read_manifest, speaker_from_pa
 from .features import FEATURE_SCALE, N_BINS, FeatureSettings, features_batch, require_gpu
 from .store import RaggedStore, RaggedWriter
 from .table import write_table
-from .vad import VadSettings, analyse_many
+from .vad import VadSettings, analyse
 
 import numpy as np
 
@@ -49,11 +49,6 @@ def _clean_detail(detail: str, folder: str, rel: str) -> str:
     return printable(detail.replace(absolute, rel).replace(os.path.abspath(absolute), rel))
 
 
-#: Ok clips held back for side-by-side speech detection before they are written, in samples
-#: (10 minutes of audio: memory stays bounded whatever the shard holds).
-SPEECH_BATCH_SAMPLES = 16000 * 600
-
-
 def convert_shard(
     manifest, corpus: dict, settings: AudioSettings, out_store, out_table, vad: VadSettings = VadSettings()
 ) -> Counter:
@@ -79,7 +74,7 @@ def convert_shard(
     """
     entries = read_manifest(manifest)
     name, label = corpus["name"], corpus["label"]
-    rows, pending = [], _SpeechBatch(vad if vad.wants(label) else None, settings.min_snr_db)
+    rows, detect = [], vad.wants(label)
     progress = Progress(f"convert {name}/{Path(manifest).stem}", len(entries))
     attrs = {
         "corpus": name,
@@ -92,10 +87,11 @@ def convert_shard(
     with RaggedWriter(out_store, np.int16, (), attrs=attrs) as writer:
         for row, samples in _converted_rows(entries, corpus, settings):
             rows.append(row)
-            if samples is not None and pending.add(row, samples) >= SPEECH_BATCH_SAMPLES:
-                pending.flush(writer)
+            if samples is not None and detect:
+                _detect_speech(row, samples, vad, settings.min_snr_db)
+            if row["status"] == "ok":
+                writer.append(row["clip_id"], samples)
             progress.step()
-        pending.flush(writer)
     write_table(out_table, rows)
     progress.finish()
     counts = Counter("ok" if r["status"] == "ok" else f"rejected:{r['reason']}" for r in rows)
@@ -148,37 +144,14 @@ def _result_cells(res) -> dict:
     return cells
 
 
-class _SpeechBatch:
-    """Ok clips waiting for speech detection (run on all of them at once), then for the store.
-
-    ``vad`` None: no detection for this label, clips pass straight through. With
-    ``min_snr_db`` set, clips whose speech SNR is below it are rejected (``low_snr``).
-    """
-
-    def __init__(self, vad: VadSettings | None, min_snr_db: float | None):
-        self.vad, self.min_snr_db = vad, min_snr_db
-        self.rows, self.clips, self.samples = [], [], 0
-
-    def add(self, row: dict, samples: np.ndarray) -> int:
-        self.rows.append(row)
-        self.clips.append(samples)
-        self.samples += len(samples)
-        return self.samples
-
-    def flush(self, writer: RaggedWriter) -> None:
-        if self.vad is not None and self.clips:
-            for row, speech in zip(self.rows, analyse_many(self.clips, self.vad)):
-                row.update(speech.columns())
-                self._gate(row, speech)
-        for row, samples in zip(self.rows, self.clips):
-            if row["status"] == "ok":
-                writer.append(row["clip_id"], samples)
-        self.rows, self.clips, self.samples = [], [], 0
-
-    def _gate(self, row: dict, speech) -> None:
-        if self.min_snr_db is not None and speech.snr_db is not None and speech.snr_db < self.min_snr_db:
-            row.update(status="rejected", reason="low_snr",
-                       detail=f"speech SNR {speech.snr_db:.1f} dB < min_snr_db {self.min_snr_db}")
+def _detect_speech(row: dict, samples: np.ndarray, vad: VadSettings, min_snr_db: float | None) -> None:
+    """Speech columns of an ok clip's row; with ``min_snr_db`` set, a clip whose speech SNR is
+    below it is rejected (``low_snr``)."""
+    speech = analyse(samples, vad)
+    row.update(speech.columns())
+    if min_snr_db is not None and speech.snr_db is not None and speech.snr_db < min_snr_db:
+        row.update(status="rejected", reason="low_snr",
+                   detail=f"speech SNR {speech.snr_db:.1f} dB < min_snr_db {min_snr_db}")
 
 
 def features_shard(audio_store, out_store, settings: FeatureSettings | None = None, pad_ms: int | None = None) -> int:

@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .augment import mix64
 from .fileio import atomic_write
 from .store import RaggedStore, RaggedWriter, replace_dir, temp_sibling
 from .table import read_table, write_table
@@ -77,10 +78,8 @@ CUT_LABELS = ("negative", "hard_negative", "background")
 
 
 def _mix64(z: int) -> int:
-    z &= _MASK
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return z ^ (z >> 31)
+    """:func:`wakeprep.augment.mix64` (SplitMix64's finaliser) of one Python integer."""
+    return int(mix64(np.uint64(z & _MASK)))
 
 
 def clip_key(clip_id: str) -> int:
