@@ -506,3 +506,14 @@ def test_tf_adapter_with_tensorflow(tmp_path):
     assert f.dtype == tf.float32 and f.shape == (16, T, 40)
     np.testing.assert_array_equal(f.numpy(), ref.features)
     np.testing.assert_array_equal(w.numpy(), ref.weights)
+
+
+def test_from_results_reads_windows_where_made_and_skips_resource_labels(tmp_path):
+    res = make_results(tmp_path / "results")
+    make_store(res / "windows" / "train" / "positive" / "features", np.full(5, 317), seed=9, prefix="win")
+    make_store(res / "mmap" / "train" / "noise" / "features", np.full(4, 300), seed=10, prefix="noise")
+    ds = WakeWordDataset.from_results(res, frames=T)
+    names = {s.spec.name: s.spec for s in ds.sets}
+    assert sorted(names) == ["background", "negative", "positive"]
+    assert names["positive"].stores == (res / "windows" / "train" / "positive" / "features",)
+    assert names["negative"].stores == (res / "mmap" / "train" / "negative" / "features",)

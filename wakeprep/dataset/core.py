@@ -43,6 +43,9 @@ from ..features import FEATURE_SCALE
 from ..store import RaggedStore, StoreError
 
 STRATEGIES = ("random", "truncate_start", "truncate_end", "split")
+#: Labels of resource audio in a results folder (noise and impulse responses for waveform
+#: augmentation): never training sets.
+RESOURCE_LABELS = ("noise", "rir")
 #: ``float32(code) * SCALE`` is :func:`wakeprep.features.dequantise`, exactly.
 SCALE = np.float32(1 / FEATURE_SCALE)
 
@@ -383,6 +386,13 @@ def _gpu_dequantise():
 # --------------------------------------------------------------------------- the dataset
 
 
+def _features_of(results, split: str, label: str) -> Path:
+    """The features store a split and label trains on: rule windows' windows where they
+    exist (fixed-length positives, cut negatives), else the assembled clips."""
+    windows = Path(results) / "windows" / split / label / "features"
+    return windows if (windows / "meta.json").is_file() else Path(results) / "mmap" / split / label / "features"
+
+
 class WakeWordDataset:
     """Labelled feature sets read as fixed-length, weighted, seeded batches.
 
@@ -526,7 +536,9 @@ class WakeWordDataset:
         truncation_strategy: str | Mapping[str, str] | None = None,
         **kwargs,
     ) -> "WakeWordDataset":
-        """The stores of one split of a results folder: ``{results}/mmap/{split}/{label}/features``.
+        """The stores of one split of a results folder: for each label, the fixed-length
+        windows of rule windows (``{results}/windows/{split}/{label}/features``) where that
+        rule made them, else the assembled clips (``{results}/mmap/{split}/{label}/features``).
 
         Parameters
         ----------
@@ -535,7 +547,8 @@ class WakeWordDataset:
         split : str
             ``train``, ``validation`` or ``test``.
         labels : sequence of str, optional
-            Which labels to read; default every label folder that has a features store.
+            Which labels to read; default every label folder that has a features store, but the
+            resource labels (``noise``, ``rir``: audio that augmentation mixes in, not training data).
         truth : sequence of str
             Labels whose clips get label 1.0; the others get 0.0.
         sampling_weights, penalty_weights : mapping label -> float, optional
@@ -551,7 +564,8 @@ class WakeWordDataset:
         if labels is None:
             if not base.is_dir():
                 raise StoreError(f"{base} does not exist: run the workflow first (snakemake --cores N), or pass results=")
-            labels = sorted(p.parent.parent.name for p in base.glob("*/features/meta.json"))
+            labels = sorted(p.parent.parent.name for p in base.glob("*/features/meta.json")
+                            if p.parent.parent.name not in RESOURCE_LABELS)
             if not labels:
                 raise StoreError(f"{base} has no {{label}}/features stores: run the workflow first (snakemake --cores N)")
         sampling_weights = dict(sampling_weights or {})
@@ -569,7 +583,7 @@ class WakeWordDataset:
             if strategy is None:
                 strategy = "truncate_start" if label in truth else "random"
             sets.append(FeatureSet(
-                name=label, stores=(base / label / "features",), label=1.0 if label in truth else 0.0,
+                name=label, stores=(_features_of(results, split, label),), label=1.0 if label in truth else 0.0,
                 sampling_weight=float(sampling_weights.get(label, 1.0)),
                 penalty_weight=float(penalty_weights.get(label, 1.0)), truncation_strategy=strategy,
             ))
