@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from wakeprep.augment import (  # noqa: E402
     CPU_BATCH_BYTES,
     AugmentParams,
+    AugmentSettings,
     CpuRunner,
     GpuRunner,
     augment_batch_cpu,
@@ -185,10 +186,11 @@ def bench_pipeline(data, offsets, p: AugmentParams, runner, batches, name, note)
 
 
 def bench_rule(store: Path, out: Path, p: AugmentParams, device: str, n: int, nbytes: int) -> dict:
-    kw = dict(copies=p.copies, time_masks=p.time_masks, time_mask_max=p.time_mask_max, freq_masks=p.freq_masks,
-              freq_mask_max=p.freq_mask_max, mask_value=0.0, seed=p.seed, device=device)
+    settings = AugmentSettings(copies=p.copies, time_masks=p.time_masks, time_mask_max=p.time_mask_max,
+                               freq_masks=p.freq_masks, freq_mask_max=p.freq_mask_max, mask_value=0.0, seed=p.seed,
+                               device=device)
     t = time.perf_counter()
-    augment_store(store, out, **kw)
+    augment_store(store, out, settings)
     dt = time.perf_counter() - t
     shutil.rmtree(out)
     label = "GPU" if device == "cuda" else "CPU"

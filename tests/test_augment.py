@@ -20,6 +20,7 @@ from conftest import REPO
 from wakeprep.augment import (
     ALGORITHM,
     AugmentParams,
+    AugmentSettings,
     NoGpuError,
     augment_batch_cpu,
     augment_store,
@@ -102,7 +103,7 @@ def concat_parts(folder: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
 def run(store, out, **kw):
     args = dict(PARAMS, device="cpu")
     args.update(kw)
-    return augment_store(store, out, **args)
+    return augment_store(store, out, AugmentSettings(**args))
 
 
 # --------------------------------------------------------------------------- masks
@@ -243,6 +244,35 @@ def test_bad_parameters_say_which_key():
         augment_batch_cpu(data.astype(np.float32), offsets, params())
 
 
+def test_settings_from_config_section():
+    s = AugmentSettings.from_config({"enabled": True, "copies": 3, "seed": None, "device": "cpu"}, seed=7)
+    assert (s.copies, s.seed, s.device, s.time_mask_max, s.shard_items) == (3, 7, "cpu", 10, 100_000)
+    assert AugmentSettings.from_config({"seed": 5}, seed=7).seed == 5
+    assert s.params == params(copies=3, time_mask_max=10, freq_mask_max=5, seed=7)
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())["properties"]["augment"]["properties"]
+    defaults = AugmentSettings().to_dict()
+    assert {k: v["default"] for k, v in schema.items() if k not in ("enabled", "seed")} == {
+        k: v for k, v in defaults.items() if k != "seed"}, "the dataclass's defaults are the schema's"
+
+
+@pytest.mark.parametrize(
+    "section, match",
+    [
+        ({"device": "gpu"}, "augment.device"),
+        ({"copies": 0}, "augment.copies"),
+        ({"copies": 1.5}, "augment.copies must be an integer"),
+        ({"shard_items": 0}, "augment.shard_items"),
+        ({"batch_items": -1}, "augment.batch_items"),
+        ({"mask_value": 3000}, "augment.mask_value"),
+        ({"seed": 2**64}, "augment.seed"),
+        ({"copis": 2}, "augment.copis is not a setting"),
+    ],
+)
+def test_settings_name_the_bad_key(section, match):
+    with pytest.raises(ValueError, match=match):
+        AugmentSettings.from_config(section, seed=1)
+
+
 # --------------------------------------------------------------------------- stores
 
 
@@ -359,6 +389,9 @@ def snakemake_run(tmp_path: Path, lengths, device: str, **augment) -> Path:
         'configfile: "config.yaml"\n'
         f'validate(config, schema="{REPO / "schemas" / "config.schema.yaml"}")\n'
         'RESULTS = "results"\n'
+        "def canonical(value):\n"  # rules/common.smk's
+        "    import json\n"
+        "    return json.loads(json.dumps(value, sort_keys=True))\n"
         "def train_features(label):\n"  # rules/common.smk's: the training windows, here the assembled store
         '    return f"results/mmap/train/{label}"\n'
         f'include: "{REPO / "rules" / "augment.smk"}"\n'

@@ -205,19 +205,116 @@ def test_full_disk_while_closing_leaves_no_temporary_folder(tmp_path):
     w.abort()  # idempotent after a failed close
 
 
-def test_building_dir_is_atomic_and_cleans_up(tmp_path):
-    from wakeprep.store import building_dir
+def test_atomic_dir_is_atomic_and_cleans_up(tmp_path):
+    from wakeprep.store import atomic_dir
 
     target = tmp_path / "out"
-    with building_dir(target) as tmp:
+    with atomic_dir(target) as tmp:
         (tmp / "a.txt").write_text("one")
     assert (target / "a.txt").read_text() == "one"
     with pytest.raises(OSError, match="No space left"):
-        with building_dir(target) as tmp:
+        with atomic_dir(target) as tmp:
             (tmp / "a.txt").write_text("two")
             raise _FullDisk(None)._enospc()
     assert sorted(os.listdir(tmp_path)) == ["out"]
     assert (target / "a.txt").read_text() == "one"
+
+
+def test_atomic_dir_replaces_a_folder_snakemake_made_and_an_old_output(tmp_path):
+    from wakeprep.store import atomic_dir
+
+    target = tmp_path / "out"
+    target.mkdir()  # as Snakemake makes it for a directory() output
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("one")
+        assert tmp.parent == tmp_path and tmp.name.startswith(".out.tmp-") and not (target / "a.txt").exists()
+    building = atomic_dir(target)  # a writer that outlives one block commits explicitly
+    (building.tmp / "b.txt").write_text("two")
+    assert building.commit() == target
+    assert sorted(os.listdir(target)) == ["b.txt"] and sorted(os.listdir(tmp_path)) == ["out"]
+    with pytest.raises(StoreError, match="already finished"):
+        building.commit()
+
+
+def test_no_module_imports_a_private_name_from_store():
+    import re
+    from pathlib import Path
+
+    import wakeprep
+
+    root = Path(wakeprep.__file__).parent
+    bad = [str(f.relative_to(root)) for f in root.rglob("*.py")
+           if re.search(r"from \.+store import [^\n]*\b_\w", f.read_text(encoding="utf-8"))]
+    assert bad == []
+
+
+def _sharded(path, items, shard_items, how="append"):
+    from wakeprep.store import ShardedRaggedWriter
+
+    with ShardedRaggedWriter(path, np.uint16, (40,), shard_items=shard_items, attrs={"k": 1}) as w:
+        if how == "append":
+            for cid, rows in items:
+                w.append(cid, rows)
+        else:  # in uneven runs of append_many
+            k = 0
+            for size in [1, 0, 7, 3, 20, 100]:
+                run = items[k : k + size]
+                if run:
+                    w.append_many([c for c, _ in run], np.concatenate([r for _, r in run]), [len(r) for _, r in run])
+                k += size
+        w.write_text("index.json", json.dumps(w.parts))
+    return path
+
+
+@pytest.mark.parametrize("how", ["append", "append_many"])
+def test_sharded_writer_cuts_parts_in_order(tmp_path, how):
+    rng = np.random.default_rng(4)
+    items = _items(rng, 23, (40,), np.uint16)
+    out = _sharded(tmp_path / "out", items, 5, how)
+    assert sorted(os.listdir(tmp_path)) == ["out"], "no temporary folder left beside the output"
+    assert sorted(os.listdir(out)) == ["index.json"] + [f"part-{k:04d}" for k in range(5)]
+    parts = json.loads((out / "index.json").read_text())
+    assert [p["count"] for p in parts] == [5, 5, 5, 5, 3]
+    got = []
+    for k, p in enumerate(parts):
+        s = RaggedStore(out / p["name"])
+        assert s.attrs == {"k": 1, "part": k} and p["rows"] == int(s.lengths.sum())
+        got += list(s.items())
+    assert [c for c, _ in got] == [c for c, _ in items]
+    for (_, a), (_, b) in zip(got, items):
+        np.testing.assert_array_equal(a, b)
+    other = _sharded(tmp_path / "other", items, 5, "append_many" if how == "append" else "append")
+    for name in sorted(os.listdir(out)):
+        if name.startswith("part-"):
+            for f in sorted(os.listdir(out / name)):
+                assert (out / name / f).read_bytes() == (other / name / f).read_bytes()
+
+
+def test_sharded_writer_empty_abort_and_errors(tmp_path):
+    from wakeprep.store import ShardedRaggedWriter
+
+    with ShardedRaggedWriter(tmp_path / "empty", np.int16) as w:
+        pass
+    assert os.listdir(tmp_path / "empty") == ["part-0000"] and len(RaggedStore(tmp_path / "empty" / "part-0000")) == 0
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with ShardedRaggedWriter(tmp_path / "keep", np.int16, shard_items=1) as w:
+            w.append("a", np.ones(3, np.int16))
+            w.append("b", np.ones(3, np.int16))
+            raise RuntimeError("boom")
+    assert sorted(os.listdir(tmp_path)) == ["empty", "keep"] and os.listdir(tmp_path / "keep") == ["old.txt"]
+    with pytest.raises(ValueError, match=f"{tmp_path / 'bad'}.*shard_items"):
+        ShardedRaggedWriter(tmp_path / "bad", np.int16, shard_items=0)
+    with ShardedRaggedWriter(tmp_path / "x", np.int16) as w:
+        with pytest.raises(ValueError, match=f"store {tmp_path / 'x'}: 2 ids, 1 lengths"):
+            w.append_many(["a", "b"], np.ones(3, np.int16), [3])
+        with pytest.raises(ValueError, match="not a file name"):
+            w.write_text("part-0001", "x")
+        assert len(w) == 0
+    w.close()  # closing twice is harmless
+    with pytest.raises(StoreError, match=f"writer for {tmp_path / 'x'} is closed"):
+        w.append("a", np.ones(1, np.int16))
 
 
 def test_atomic_file_writer_cleans_up_on_full_disk(tmp_path, monkeypatch):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from .store import RaggedStore, merge_stores, replace_dir, temp_sibling
+from .store import RaggedStore, RaggedWriter, atomic_dir, merge_stores
 from .table import read_table, write_table
 
 log = logging.getLogger("wakeprep")
@@ -49,8 +48,7 @@ def assemble(split_table, split: str, label: str, feature_stores, audio_stores, 
         speech = speech_columns(tables)
         rows = [{**r, **speech.get(r["clip_id"], {})} for r in rows]
     ids = [r["clip_id"] for r in rows]
-    tmp = temp_sibling(out_dir)
-    try:
+    with atomic_dir(out_dir) as tmp:
         attrs = {"split": split, "label": label, "seed": seed}
         feat_sources = [p for p in feature_stores if len(RaggedStore(p))]
         audio_sources = [p for p in audio_stores if len(RaggedStore(p))]
@@ -58,8 +56,6 @@ def assemble(split_table, split: str, label: str, feature_stores, audio_stores, 
             merge_stores(feat_sources, tmp / "features", ids=ids, attrs={**attrs, "frontend": "pymicro-features", "scale": 25.6})
             merge_stores(audio_sources, tmp / "audio", ids=ids, attrs={**attrs, "sample_rate": 16000})
         else:
-            from .store import RaggedWriter
-
             with RaggedWriter(tmp / "features", np.uint16, (40,), attrs=attrs):
                 pass
             with RaggedWriter(tmp / "audio", np.int16, (), attrs=attrs):
@@ -67,9 +63,5 @@ def assemble(split_table, split: str, label: str, feature_stores, audio_stores, 
         frames = RaggedStore(tmp / "features").lengths
         index = [{**r, "frames": int(n)} for r, n in zip(rows, frames)]
         write_table(tmp / "clips.tsv", index, INDEX_COLUMNS)
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("assemble %s/%s: %d clips", split, label, len(ids))
     return len(ids)

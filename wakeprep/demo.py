@@ -176,13 +176,13 @@ def make_demo_corpus(folder, seed: int = 0, takes: int = 4, voices=VOICES, marke
     """
     import json
 
-    from .store import building_dir
+    from .store import atomic_dir
 
     folder = Path(folder)
     rng = np.random.default_rng(seed)
     counts = {}
     k = 0
-    with building_dir(folder) as tmp:
+    with atomic_dir(folder) as tmp:
 
         def spoken(label, phrases, n_per_voice):
             nonlocal k

@@ -53,7 +53,7 @@ import yaml
 from .features import dequantise
 from .fileio import atomic_write
 from .ninja import NinjaRaggedWriter, ragged_bytes
-from .store import RaggedStore, replace_dir, temp_sibling
+from .store import RaggedStore, atomic_dir
 
 log = logging.getLogger("wakeprep")
 
@@ -285,34 +285,29 @@ def export_microwakeword(sources: dict, out_dir, settings: ExportSettings, *, au
 
     report = {"dtype": dtype.name, "window_step_ms": STEP_MS, "sets": {}, "needed_bytes": need}
     present: dict = {}
-    tmp = temp_sibling(out_dir)
     try:
-        for label, sub, name, stores in plan:
-            items = sum(len(s) for s in stores)
-            rows = sum(int(s.lengths.sum()) for s in stores)
-            key = f"{label}/{sub}/{name}"
-            report["sets"][key] = {"items": items, "frames": rows, "hours": round(rows * STEP_MS / 3.6e6, 6),
-                                   "sources": [str(s.path) for s in stores]}
-            if not rows:  # mmap_ninja cannot open a map without data; microWakeWord then sees no set
-                continue
-            present[label] = True
-            with NinjaRaggedWriter(tmp / label / sub / name, dtype) as w:
-                for s in stores:
-                    for codes in s:
-                        w.append(codes if dtype == np.uint16 else dequantise(codes))
-        config = training_parameters(present, features_root, settings)
-        atomic_write(tmp / "training_parameters.yaml", training_parameters_text(config, report["sets"]))
-        report["window_reports"] = _window_summary(window_reports)
-        atomic_write(tmp / "export.json", json.dumps(report, indent=1, sort_keys=True) + "\n")
-        replace_dir(tmp, out_dir)
+        with atomic_dir(out_dir) as tmp:
+            for label, sub, name, stores in plan:
+                items = sum(len(s) for s in stores)
+                rows = sum(int(s.lengths.sum()) for s in stores)
+                key = f"{label}/{sub}/{name}"
+                report["sets"][key] = {"items": items, "frames": rows, "hours": round(rows * STEP_MS / 3.6e6, 6),
+                                       "sources": [str(s.path) for s in stores]}
+                if not rows:  # mmap_ninja cannot open a map without data; microWakeWord then sees no set
+                    continue
+                present[label] = True
+                with NinjaRaggedWriter(tmp / label / sub / name, dtype) as w:
+                    for s in stores:
+                        for codes in s:
+                            w.append(codes if dtype == np.uint16 else dequantise(codes))
+            config = training_parameters(present, features_root, settings)
+            atomic_write(tmp / "training_parameters.yaml", training_parameters_text(config, report["sets"]))
+            report["window_reports"] = _window_summary(window_reports)
+            atomic_write(tmp / "export.json", json.dumps(report, indent=1, sort_keys=True) + "\n")
     except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         if e.errno == errno.ENOSPC and not isinstance(e, DiskSpaceError):
             raise DiskSpaceError(errno.ENOSPC, f"disk full while writing {out_dir} ({e.filename or e}): the export "
                                  f"needs about {need:,} bytes; free some space and rerun") from e
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("microWakeWord export: %s", ", ".join(f"{k} {v['items']}" for k, v in report["sets"].items()))
     return report

@@ -23,13 +23,12 @@ openWakeWord sizes its feature arrays by the number of entries there.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from .store import RaggedStore, replace_dir, temp_sibling
+from .store import RaggedStore, atomic_dir
 from .table import write_table
 
 log = logging.getLogger("wakeprep")
@@ -55,10 +54,9 @@ def export_openwakeword(assembled: dict, out_dir, model_name: str = "wakeword") 
     """Write the WAV folders from ``assembled`` (``(split, label)`` to a ``results/mmap``
     folder); returns the number of files per folder."""
     out_dir = Path(out_dir)
-    tmp = temp_sibling(out_dir)
     counts: dict[str, int] = {}
     index = []
-    try:
+    with atomic_dir(out_dir) as tmp:
         for kind in ("positive", "negative"):
             for part in ("train", "test"):
                 (tmp / model_name / f"{kind}_{part}").mkdir(parents=True, exist_ok=True)
@@ -75,9 +73,5 @@ def export_openwakeword(assembled: dict, out_dir, model_name: str = "wakeword") 
                               "label": label, "samples": len(samples)})
         index.sort(key=lambda r: r["file"])
         write_table(tmp / "index.tsv", index, INDEX_COLUMNS)
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("openWakeWord export: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return counts

@@ -9,14 +9,17 @@ A store is one folder::
     meta.json     {"format": "wakeprep-ragged", "version": 1, "dtype", "row_shape",
                    "count", "rows", "attrs": {...}}
 
-Everything is readable with ``numpy.memmap`` alone (see ``docs/store.md``). Writers
-build the folder under a temporary name beside the target and rename it into place
-when closed, so a reader never sees a half-written store.
+Everything is readable with ``numpy.memmap`` alone (see ``docs/store.md``). A larger
+output is a folder of such stores, ``part-0000/``, ``part-0001/``... written by
+:class:`ShardedRaggedWriter`.
+
+Writers build the folder under a temporary name beside the target and rename it into
+place when closed, so a reader never sees a half-written store. :class:`atomic_dir` does
+that for them, and for every other step that writes a folder.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -67,37 +70,13 @@ def _close_quietly(f) -> None:
             pass
 
 
-def remove_tree(path) -> None:
+def _remove_tree(path) -> None:
     """Remove a folder and everything in it; quiet when it is already gone. Removing needs
     no free space, so this works on a full disk."""
     shutil.rmtree(path, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def building_dir(target):
-    """Build folder ``target`` in a temporary sibling; yields the temporary folder.
-
-    On a clean exit it replaces ``target`` (:func:`replace_dir`); on any exception,
-    including a full disk while finishing, the temporary folder is removed and the
-    target left as it was.
-
-    Examples
-    --------
-    >>> with building_dir("results/mmap/train/positive") as tmp:   # doctest: +SKIP
-    ...     (tmp / "clips.tsv").write_text("...")
-    """
-    target = Path(target)
-    tmp = temp_sibling(target)
-    try:
-        yield tmp
-        _fsync_dir(tmp)
-        replace_dir(tmp, target)
-    except BaseException:
-        remove_tree(tmp)
-        raise
-
-
-def remove_stale_temporaries(target: Path) -> None:
+def _remove_stale_temporaries(target: Path) -> None:
     """Remove what an interrupted writer of ``target`` left beside it (``.NAME.tmp-*``,
     ``.NAME.old-*``) when the process that made it is gone."""
     for p in target.parent.glob(f".{target.name}.*"):
@@ -109,18 +88,6 @@ def remove_stale_temporaries(target: Path) -> None:
         if kind == "tmp" and pid.isdigit() and _alive(int(pid)):
             continue
         shutil.rmtree(p, ignore_errors=True)
-
-
-def temp_sibling(target) -> Path:
-    """A new empty folder beside ``target`` to build it in (``.NAME.tmp-PID-RANDOM``),
-    after removing what interrupted writers of ``target`` left there. Move it into
-    place with :func:`replace_dir`."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    return tmp
 
 
 def _alive(pid: int) -> bool:
@@ -135,7 +102,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def replace_dir(tmp: Path, target: Path) -> None:
+def _replace_dir(tmp: Path, target: Path) -> None:
     """Move folder ``tmp`` to ``target``, replacing whatever is there."""
     old = None
     if target.is_symlink() or target.is_file():
@@ -150,6 +117,63 @@ def replace_dir(tmp: Path, target: Path) -> None:
     _fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+class atomic_dir:
+    """Build folder ``target`` under a temporary name beside it and rename it into place.
+
+    The one way wakeprep builds an output folder: a reader sees the old folder (or none)
+    or the whole new one. The temporary folder, ``.NAME.tmp-PID-RANDOM``, is made at once
+    (after removing what interrupted writers of ``target`` left beside it); on a clean
+    exit it is fsynced and replaces ``target`` (an empty folder that Snakemake made, an
+    old output, or nothing); on any exception, including a full disk while finishing, it
+    is removed and ``target`` is left as it was.
+
+    Used as a context manager it yields the temporary folder. A writer that outlives one
+    ``with`` block (:class:`RaggedWriter`) keeps the object and calls :meth:`commit` or
+    :meth:`abort`.
+
+    Examples
+    --------
+    >>> with atomic_dir("results/mmap/train/positive") as tmp:   # doctest: +SKIP
+    ...     (tmp / "clips.tsv").write_text("...")
+    """
+
+    def __init__(self, target):
+        self.target = Path(target)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(self.target)
+        self.tmp = self.target.with_name(f".{self.target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self.tmp.mkdir()
+        self.done = False
+
+    def commit(self) -> Path:
+        """fsync the temporary folder and rename it over the target; returns the target.
+        On failure the temporary folder is removed and the error raised."""
+        if self.done:
+            raise StoreError(f"{self.target}: this folder was already finished or dropped")
+        try:
+            _fsync_dir(self.tmp)
+            _replace_dir(self.tmp, self.target)
+        except BaseException:
+            self.abort()
+            raise
+        self.done = True
+        return self.target
+
+    def abort(self) -> None:
+        """Remove the temporary folder; the target is left as it was."""
+        self.done = True
+        _remove_tree(self.tmp)
+
+    def __enter__(self) -> Path:
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
 
 
 class RaggedWriter:
@@ -180,7 +204,8 @@ class RaggedWriter:
         self.dtype = np.dtype(dtype)
         self.row_shape = tuple(int(s) for s in row_shape)
         self.attrs = dict(attrs or {})
-        self._tmp = temp_sibling(self.path)
+        self._dir = atomic_dir(self.path)
+        self._tmp = self._dir.tmp
         self._data = open(self._tmp / DATA, "wb", buffering=_BUFFER_BYTES)
         self._ids = open(self._tmp / IDS, "w", encoding="utf-8", newline="\n")
         self._lengths: list[int] = []
@@ -301,8 +326,7 @@ class RaggedWriter:
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(self._tmp)
-        replace_dir(self._tmp, self.path)
+        self._dir.commit()
 
     def abort(self) -> None:
         """Drop everything written; the target is left as it was.
@@ -316,9 +340,158 @@ class RaggedWriter:
             for f in (self._data, self._ids):
                 _close_quietly(f)
         finally:
-            remove_tree(self._tmp)
+            self._dir.abort()
 
     def __enter__(self) -> "RaggedWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class ShardedRaggedWriter:
+    """Append items to a folder of ragged stores of at most ``shard_items`` items each;
+    atomic on close.
+
+    For outputs too large for one store (rule augment's copies). The folder::
+
+        part-0000/    ragged stores (the format above) holding the items in append order:
+        part-0001/    part k holds items k * shard_items to (k + 1) * shard_items - 1, and
+        ...           its meta.json attrs are ``attrs`` plus {"part": k}
+        NAME          any file added with :meth:`write_text` (an index of the parts, say)
+
+    A writer that receives no item leaves one empty ``part-0000``. Ids must be unique; each
+    part checks its own. The folder is built beside ``path`` and renamed into place by
+    :meth:`close` (:class:`atomic_dir`), so a reader never sees some parts without the rest.
+
+    Parameters
+    ----------
+    path : path-like
+        Folder of the finished parts. Created (or replaced) only when the writer closes
+        without an exception.
+    dtype, row_shape, attrs
+        As for :class:`RaggedWriter`, for every part.
+    shard_items : int
+        Largest number of items in one part (>= 1).
+
+    Examples
+    --------
+    >>> with ShardedRaggedWriter("out/augmented", np.uint16, (40,), shard_items=2) as w:   # doctest: +SKIP
+    ...     for k in range(5):
+    ...         w.append(f"clip{k}", np.zeros((100, 40), np.uint16))
+    ...     w.write_text("parts.json", json.dumps(w.parts))
+    >>> [p["count"] for p in w.parts]                                                       # doctest: +SKIP
+    [2, 2, 1]
+    """
+
+    def __init__(self, path, dtype, row_shape: Sequence[int] = (), shard_items: int = 100_000,
+                 attrs: dict | None = None):
+        if isinstance(shard_items, bool) or not isinstance(shard_items, (int, np.integer)) or shard_items < 1:
+            raise ValueError(f"store {path}: shard_items must be a positive integer, got {shard_items!r}")
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype)
+        self.row_shape = tuple(int(s) for s in row_shape)
+        self.shard_items = int(shard_items)
+        self.attrs = dict(attrs or {})
+        #: ``{"name", "count", "rows"}`` of every part so far, in order.
+        self.parts: list[dict] = []
+        self._dir = atomic_dir(self.path)
+        self._writer: RaggedWriter | None = None
+        self._closed = False
+        try:
+            self._next_part()
+        except BaseException:
+            self._dir.abort()
+            raise
+
+    def _next_part(self) -> RaggedWriter:
+        if self._writer is not None:
+            self._writer.close()
+        k = len(self.parts)
+        name = f"part-{k:04d}"
+        self._writer = RaggedWriter(self._dir.tmp / name, self.dtype, self.row_shape, attrs=dict(self.attrs, part=k))
+        self.parts.append({"name": name, "count": 0, "rows": 0})
+        return self._writer
+
+    def _room(self) -> int:
+        """Items the current part still takes, after opening the next one if it is full."""
+        if self.parts[-1]["count"] == self.shard_items:
+            self._next_part()
+        return self.shard_items - self.parts[-1]["count"]
+
+    def append(self, item_id: str, rows) -> None:
+        """Append one item; ``rows`` has shape ``(n, *row_shape)`` (n may be 0)."""
+        if self._closed:
+            raise StoreError(f"writer for {self.path} is closed")
+        self._room()
+        self._writer.append(item_id, rows)
+        self.parts[-1]["count"] += 1
+        self.parts[-1]["rows"] += int(np.shape(rows)[0])
+
+    def append_many(self, ids: Sequence[str], data, lengths) -> None:
+        """Append ``len(ids)`` items stored back to back in ``data`` (as
+        :meth:`RaggedWriter.append_many`), one write per part they fall in."""
+        if self._closed:
+            raise StoreError(f"writer for {self.path} is closed")
+        ids = list(ids)
+        lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
+        data = np.asarray(data)
+        if lengths.size != len(ids) or data.shape[0] != int(lengths.sum()):
+            raise ValueError(f"store {self.path}: {len(ids)} ids, {lengths.size} lengths summing to "
+                             f"{int(lengths.sum())} rows, and {data.shape[0]} rows of data: they must agree")
+        first, row = 0, 0
+        while first < len(ids):
+            stop = min(len(ids), first + self._room())
+            rows = int(lengths[first:stop].sum())
+            self._writer.append_many(ids[first:stop], data[row : row + rows], lengths[first:stop])
+            self.parts[-1]["count"] += stop - first
+            self.parts[-1]["rows"] += rows
+            first, row = stop, row + rows
+
+    def write_text(self, name: str, text: str) -> None:
+        """Add file ``name`` (UTF-8 ``text``) to the folder; it appears with the parts."""
+        if self._closed:
+            raise StoreError(f"writer for {self.path} is closed")
+        if not name or "/" in name or name.startswith((".", "part-")):
+            raise ValueError(f"store {self.path}: {name!r} is not a file name the writer can add")
+        with open(self._dir.tmp / name, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def __len__(self) -> int:
+        return sum(p["count"] for p in self.parts)
+
+    def close(self) -> Path:
+        """Finish the last part and rename the folder into place; returns its path.
+
+        If finishing fails, everything written is removed and the error raised: the
+        target is left as it was."""
+        if self._closed:
+            return self.path
+        try:
+            self._writer.close()
+            self._dir.commit()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written; the target is left as it was."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._writer.abort()
+        finally:
+            self._dir.abort()
+
+    def __enter__(self) -> "ShardedRaggedWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -50,15 +50,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .augment import mix64
+from .rng import mix64
 from .fileio import atomic_write
-from .store import RaggedStore, RaggedWriter, replace_dir, temp_sibling
+from .store import RaggedStore, RaggedWriter, atomic_dir
 from .table import read_table, write_table
 
 log = logging.getLogger("wakeprep")
@@ -78,7 +77,7 @@ CUT_LABELS = ("negative", "hard_negative", "background")
 
 
 def _mix64(z: int) -> int:
-    """:func:`wakeprep.augment.mix64` (SplitMix64's finaliser) of one Python integer."""
+    """:func:`wakeprep.rng.mix64` (SplitMix64's finaliser) of one Python integer."""
     return int(mix64(np.uint64(z & _MASK)))
 
 
@@ -245,18 +244,13 @@ def make_windows(assembled, out_dir, split: str, label: str, settings: WindowSet
               "speech_longer_than_window": [], "no_speech": [], "no_speech_action": settings.no_speech,
               "cut_clips": 0, "whole_clips": 0}
     index: list[dict] = []
-    tmp = temp_sibling(out_dir)
-    try:
+    with atomic_dir(out_dir) as tmp:
         if mode == "place":
             _place_all(assembled, tmp, feats, rows, settings, seed, report, index, split, label)
         else:
             _cut_all(tmp, feats, settings, mode, report, index, split, label)
         write_table(tmp / "windows.tsv", index, WINDOW_COLUMNS)
         atomic_write(tmp / "windows.json", json.dumps(report, indent=1, sort_keys=True) + "\n")
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("windows %s/%s (%s): %d clips -> %d windows; speech longer than the window: %d; no speech: %d (%s)",
              split, label, mode, report["clips"], report["windows"], len(report["speech_longer_than_window"]),
              len(report["no_speech"]), settings.no_speech)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 
 from ..features import N_BINS, features_batch
 from ..fileio import atomic_open
-from ..store import RaggedStore, RaggedWriter, StoreError, replace_dir, temp_sibling
+from ..store import RaggedStore, RaggedWriter, StoreError, atomic_dir
 from ..table import _cell
 from .banks import ClipSet, open_sets
 from .chain import Backend, apply_chain, to_float, to_int16
@@ -174,12 +173,11 @@ def augment_audio_part(
     be = Backend(device)
 
     out_dir = Path(out_dir)
-    tmp = temp_sibling(out_dir)
     t0 = time.monotonic()
     items = 0
     attrs = {"made_by": "augment_audio", "algorithm": ALGORITHM, "split": split, "repetitions": repetitions,
              "settings": settings.to_dict(), "frontend": "pymicro-features", "scale": 25.6}
-    try:
+    with atomic_dir(out_dir) as tmp:
         columns = param_columns()
         with RaggedWriter(tmp / "features", np.uint16, (N_BINS,), attrs=attrs) as w, \
                 open(tmp / "params.tsv", "w", encoding="utf-8", newline="\n") as table:
@@ -223,10 +221,6 @@ def augment_audio_part(
         with open(tmp / "augment_audio.json", "w", encoding="utf-8") as f:
             json.dump({k: v for k, v in report.items() if k != "seconds"}, f, indent=1, sort_keys=True)
             f.write("\n")
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("augment_audio %s %d:%d: %d copies (%.0f s of audio) on %s in %.2f s (%.0fx real time)",
              split, first, stop, items, report["audio_seconds"], device_name, elapsed,
              report["audio_seconds"] / max(elapsed, 1e-9))
