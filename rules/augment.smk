@@ -9,7 +9,9 @@ rule augment:
         f"{RESULTS}/benchmarks/augment/{{label}}.tsv"
     params:
         augment=canonical(config["augment"]),
-        seed=config["seed"],  # the masks' seed when augment.seed is null
+        # the top-level seed matters only when augment.seed is null: passed only then, so
+        # changing it does not rerun augment when augment.seed is set
+        seed=config["seed"] if config["augment"].get("seed") is None else None,
     threads: 1
     resources:
         gpu=1 if config["augment"]["device"] == "cuda" else 0,
