@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..features import N_BINS, features_batch
+from ..features import FEATURE_SCALE, N_BINS, features_batch
 from ..fileio import atomic_open
 from ..store import RaggedStore, RaggedWriter, StoreError, replace_dir, temp_sibling
 from ..table import _cell
@@ -178,7 +178,7 @@ def augment_audio_part(
     t0 = time.monotonic()
     items = 0
     attrs = {"made_by": "augment_audio", "algorithm": ALGORITHM, "split": split, "repetitions": repetitions,
-             "settings": settings.to_dict(), "frontend": "pymicro-features", "scale": 25.6}
+             "settings": settings.to_dict(), "frontend": "pymicro-features", "scale": FEATURE_SCALE}
     try:
         columns = param_columns()
         with RaggedWriter(tmp / "features", np.uint16, (N_BINS,), attrs=attrs) as w, \
