@@ -16,7 +16,7 @@ rule export_microwakeword:
         waveaug_pairs=export_augment_audio()[0],
         export=canonical(config["export"]),
     conda:
-        "../envs/cluster.yaml"
+        "../envs/split.yaml"
     script:
         "../scripts/export_microwakeword.py"
 
@@ -32,6 +32,6 @@ rule export_openwakeword:
         pairs=[[s, l] for s in SPLITS for l in TRAINING_LABELS],
         model_name=config["export"]["openwakeword_model_name"],
     conda:
-        "../envs/cluster.yaml"
+        "../envs/split.yaml"
     script:
         "../scripts/export_openwakeword.py"
