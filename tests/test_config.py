@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from conftest import REPO, run_snakemake
+from helpers import REPO, run_snakemake
 from wakeprep.config import ConfigError, check_config
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"

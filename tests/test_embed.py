@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, espeak_wav
+from helpers import REPO, espeak_wav
 from wakeprep.audio import AudioSettings, convert_file
 from wakeprep.embed import (
     EmbedderLoadError,

@@ -5,7 +5,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake, tone, workflow_config, write_audio
+from helpers import REPO, run_snakemake, tone, workflow_config, write_audio
 
 CLEAN = "Congratulations, your workflow is in a good condition!"
 
