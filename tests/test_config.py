@@ -48,6 +48,30 @@ def test_check_config_names_the_key(tmp_path, mutate, message):
     assert message in lines[0]
 
 
+def test_checks_across_keys_see_the_schema_defaults(tmp_path):
+    """The checks across keys run on the config with the schema's defaults filled in: a key
+    left out counts with its schema default, whatever that default is."""
+    import yaml
+
+    cfg = base(tmp_path)
+    cfg["audio"] = {"min_duration_s": 2000}  # max_duration_s left out: the schema's 1800
+    with pytest.raises(ConfigError, match=r"audio\.min_duration_s: 2000 must be below audio\.max_duration_s \(1800\)"):
+        check_config(cfg, SCHEMA)
+    schema = yaml.safe_load(SCHEMA.read_text())
+    schema["properties"]["windows"]["properties"]["positive_s"]["default"] = 1.0
+    (tmp_path / "schema.yaml").write_text(yaml.safe_dump(schema))
+    cfg = base(tmp_path)
+    with pytest.raises(ConfigError) as e:
+        check_config(cfg, tmp_path / "schema.yaml")
+    assert str(e.value).splitlines()[1:] == [
+        "  export.trainer.clip_duration_ms: 1500 ms is longer than windows.positive_s (1.0 s): the trainer "
+        "would pad every positive",
+    ]
+    cfg = base(tmp_path)
+    check_config(cfg, SCHEMA)
+    assert cfg["windows"]["positive_s"] == 3.2 and cfg["audio"]["max_duration_s"] == 1800  # filled in place
+
+
 def test_snakemake_stops_with_the_message(tmp_path):
     cfg = base(tmp_path)
     cfg["corpora"][0]["label"] = "postive"
