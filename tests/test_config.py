@@ -125,3 +125,19 @@ def test_every_key_in_the_schema_names_itself_when_bad(tmp_path):
             check_config(cfg, SCHEMA)
         lines = str(e.value).splitlines()[1:]
         assert len(lines) == 1 and lines[0].strip().startswith(key_path(path) + ":"), (path, lines)
+
+
+def test_settings_defaults_are_the_schemas(tmp_path):
+    """Each section's settings object, built from the section with the schema's defaults
+    filled in, equals the one built from nothing: the library's defaults are the schema's."""
+    from wakeprep.audio import AudioSettings
+    from wakeprep.embed import EmbedSettings
+    from wakeprep.export import ExportSettings
+    from wakeprep.split import SpeakerSettings, SplitSettings
+    from wakeprep.windows import WindowSettings
+
+    cfg = base(tmp_path)
+    check_config(cfg, SCHEMA)
+    for cls, section in [(AudioSettings, "audio"), (EmbedSettings, "embed"), (SpeakerSettings, "speakers"),
+                         (SplitSettings, "split"), (WindowSettings, "windows"), (ExportSettings, "export")]:
+        assert cls.from_config(cfg[section]) == cls(), section
