@@ -30,6 +30,8 @@ rule export_openwakeword:
         f"{RESULTS}/logs/export_openwakeword.log",
     params:
         pairs=[[s, l] for s in SPLITS for l in TRAINING_LABELS],
+        # the one export key its files depend on: the whole section would rerun it (every
+        # clip a WAV file) when microWakeWord's trainer settings change
         model_name=config["export"]["openwakeword_model_name"],
     conda:
         "../envs/split.yaml"
