@@ -13,6 +13,6 @@ rule assemble:
     params:
         seed=config["seed"],
     conda:
-        "../envs/cluster.yaml"
+        "../envs/split.yaml"
     script:
         "../scripts/assemble.py"

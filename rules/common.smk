@@ -4,8 +4,6 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
-
 sys.path.insert(0, workflow.basedir)  # the wakeprep package, also when not installed
 
 from wakeprep.config import ConfigError, check_config, demo_generates, use_checkout
@@ -16,10 +14,11 @@ from wakeprep.export import ExportSettings
 from wakeprep.windows import WindowSettings, window_mode
 
 try:
+    # once: the schema's defaults filled in (as snakemake.utils.validate would), then the
+    # checks across keys; every problem one line naming the key
     check_config(config, schema_path=workflow.source_path("../schemas/config.schema.yaml"))
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
-validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = "results"
 CORPORA = {c["name"]: c for c in config["corpora"]}

@@ -9,6 +9,8 @@ checkpoint demo_corpus:
     log:
         f"{RESULTS}/logs/demo_corpus.log",
     params:
+        # what the demo's bytes depend on (demo.folder is the output's path, demo.generate
+        # whether the rule is needed at all)
         seed=config["seed"],
         takes=config["demo"]["takes"],
     conda:

@@ -16,7 +16,7 @@ rule export_microwakeword:
         waveaug_pairs=export_augment_audio()[0],
         export=canonical(config["export"]),
     conda:
-        "../envs/cluster.yaml"
+        "../envs/split.yaml"
     script:
         "../scripts/export_microwakeword.py"
 
@@ -30,8 +30,10 @@ rule export_openwakeword:
         f"{RESULTS}/logs/export_openwakeword.log",
     params:
         pairs=[[s, l] for s in SPLITS for l in TRAINING_LABELS],
+        # the one export key its files depend on: the whole section would rerun it (every
+        # clip a WAV file) when microWakeWord's trainer settings change
         model_name=config["export"]["openwakeword_model_name"],
     conda:
-        "../envs/cluster.yaml"
+        "../envs/split.yaml"
     script:
         "../scripts/export_openwakeword.py"

@@ -34,6 +34,6 @@ rule cluster_split:
         split=canonical(config["split"]),
     threads: 2
     conda:
-        "../envs/cluster.yaml"
+        "../envs/split.yaml"
     script:
         "../scripts/cluster_split.py"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 from wakeprep.augment import (
     ALGORITHM,
     AugmentParams,

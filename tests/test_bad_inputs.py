@@ -3,7 +3,7 @@
 import numpy as np
 import soundfile as sf
 
-from conftest import tone, write_audio
+from helpers import tone, write_audio
 from wakeprep.audio import REASONS, AudioSettings
 from wakeprep.corpus import scan_corpus, write_manifests
 from wakeprep.shards import convert_shard

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from conftest import REPO, run_snakemake
+from helpers import REPO, run_snakemake
 from wakeprep.config import ConfigError, check_config
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
@@ -46,6 +46,30 @@ def test_check_config_names_the_key(tmp_path, mutate, message):
     lines = str(e.value).splitlines()[1:]
     assert len(lines) == 1, lines
     assert message in lines[0]
+
+
+def test_checks_across_keys_see_the_schema_defaults(tmp_path):
+    """The checks across keys run on the config with the schema's defaults filled in: a key
+    left out counts with its schema default, whatever that default is."""
+    import yaml
+
+    cfg = base(tmp_path)
+    cfg["audio"] = {"min_duration_s": 2000}  # max_duration_s left out: the schema's 1800
+    with pytest.raises(ConfigError, match=r"audio\.min_duration_s: 2000 must be below audio\.max_duration_s \(1800\)"):
+        check_config(cfg, SCHEMA)
+    schema = yaml.safe_load(SCHEMA.read_text())
+    schema["properties"]["windows"]["properties"]["positive_s"]["default"] = 1.0
+    (tmp_path / "schema.yaml").write_text(yaml.safe_dump(schema))
+    cfg = base(tmp_path)
+    with pytest.raises(ConfigError) as e:
+        check_config(cfg, tmp_path / "schema.yaml")
+    assert str(e.value).splitlines()[1:] == [
+        "  export.trainer.clip_duration_ms: 1500 ms is longer than windows.positive_s (1.0 s): the trainer "
+        "would pad every positive",
+    ]
+    cfg = base(tmp_path)
+    check_config(cfg, SCHEMA)
+    assert cfg["windows"]["positive_s"] == 3.2 and cfg["audio"]["max_duration_s"] == 1800  # filled in place
 
 
 def test_snakemake_stops_with_the_message(tmp_path):
@@ -101,3 +125,19 @@ def test_every_key_in_the_schema_names_itself_when_bad(tmp_path):
             check_config(cfg, SCHEMA)
         lines = str(e.value).splitlines()[1:]
         assert len(lines) == 1 and lines[0].strip().startswith(key_path(path) + ":"), (path, lines)
+
+
+def test_settings_defaults_are_the_schemas(tmp_path):
+    """Each section's settings object, built from the section with the schema's defaults
+    filled in, equals the one built from nothing: the library's defaults are the schema's."""
+    from wakeprep.audio import AudioSettings
+    from wakeprep.embed import EmbedSettings
+    from wakeprep.export import ExportSettings
+    from wakeprep.split import SpeakerSettings, SplitSettings
+    from wakeprep.windows import WindowSettings
+
+    cfg = base(tmp_path)
+    check_config(cfg, SCHEMA)
+    for cls, section in [(AudioSettings, "audio"), (EmbedSettings, "embed"), (SpeakerSettings, "speakers"),
+                         (SplitSettings, "split"), (WindowSettings, "windows"), (ExportSettings, "export")]:
+        assert cls.from_config(cfg[section]) == cls(), section

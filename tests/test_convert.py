@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import tone, write_audio
+from helpers import tone, write_audio
 from wakeprep.audio import AudioSettings, convert_file
 
 SECONDS = 1.25

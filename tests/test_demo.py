@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from conftest import REPO, planned_jobs, run_snakemake
+from helpers import REPO, planned_jobs, run_snakemake
 from wakeprep.demo import OGG_SERIAL, make_demo_corpus
 
 

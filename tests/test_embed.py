@@ -9,12 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, espeak_wav
+from helpers import REPO, espeak_wav
 from wakeprep.audio import AudioSettings, convert_file
 from wakeprep.embed import (
     EmbedderLoadError,
+    EmbedSettings,
     ResemblyzerEmbedder,
     WavLMEmbedder,
+    embed_shard,
     embed_store,
     hann_window,
     load_embedder,
@@ -130,6 +132,14 @@ def test_embed_store(tmp_path, speech):
     assert all(len(x) == 1 for x in s)
     np.testing.assert_allclose(np.asarray(s.data), enc.embed([speech[k] for k in keys]), atol=1e-5)
     assert s.attrs["embedder"] == "resemblyzer"
+    # the rule's entry point: the embed section whole, one settings object
+    settings = EmbedSettings.from_config({"method": "resemblyzer", "batch_size": 4, "threads": 1})
+    assert embed_shard(tmp_path / "audio", tmp_path / "emb2", settings) == len(keys)
+    s2 = RaggedStore(tmp_path / "emb2")
+    assert s2.ids == s.ids and s2.attrs == s.attrs
+    np.testing.assert_array_equal(np.asarray(s2.data), np.asarray(s.data))
+    with pytest.raises(ValueError, match=r"^embed\.colour: unknown key"):
+        EmbedSettings.from_config({"colour": "red"})
 
 
 def test_mel_spectrogram_is_librosas_bytes():

@@ -221,7 +221,7 @@ def test_waveform_augmented_copies_join_their_labels_sets(sources):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, have_espeak):
-    from conftest import REPO, run_snakemake
+    from helpers import REPO, run_snakemake
 
     work = tmp_path_factory.mktemp("demo_export")
     cfg = yaml.safe_load((REPO / "config.yaml").read_text())

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from pymicro_features import MicroFrontend
 
-from conftest import espeak_wav
+from helpers import espeak_wav
 from wakeprep.audio import AudioSettings, convert_file
 from wakeprep.augment import NoGpuError, gpu_status
 from wakeprep.features import (

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO, make_small_corpus, run_snakemake, tone, workflow_config, write_audio
+from helpers import REPO, make_small_corpus, run_snakemake, tone, workflow_config, write_audio
 from wakeprep.table import read_table
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ import shutil
 import pytest
 import yaml
 
-from conftest import REPO, run_snakemake, tone, workflow_config, write_audio
+from helpers import REPO, run_snakemake, tone, workflow_config, write_audio
 
 CLEAN = "Congratulations, your workflow is in a good condition!"
 
@@ -42,3 +42,15 @@ def test_lint_shipped_config(tmp_path):
             (tmp_path / c["path"]).exists() for c in cfg["corpora"]):
         pytest.skip("config.yaml names corpora that exist only where it is used")
     _assert_clean(run_snakemake(tmp_path, "--lint", check=False, timeout=300))
+
+
+def test_package_docstring_names_every_module():
+    """wakeprep/__init__.py's module list is current: every module and subpackage is named."""
+    import wakeprep
+
+    doc = wakeprep.__doc__
+    pkg = REPO / "wakeprep"
+    names = {p.stem for p in pkg.glob("*.py") if p.stem != "__init__"}
+    names |= {p.parent.name for p in pkg.glob("*/__init__.py")}
+    missing = sorted(n for n in names if f":mod:`wakeprep.{n}`" not in doc)
+    assert not missing, f"wakeprep/__init__.py does not list: {', '.join(missing)}"

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 
 def test_kernel_source_is_found_beside_the_module():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import espeak_wav
+from helpers import espeak_wav
 from wakeprep.audio import REASONS, AudioSettings, convert_file
 from wakeprep.corpus import scan_corpus, write_manifests
 from wakeprep.shards import convert_shard

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, make_small_corpus, run_snakemake, workflow_config, write_audio
+from helpers import REPO, make_small_corpus, run_snakemake, workflow_config, write_audio
 from wakeprep.store import RaggedStore
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import make_small_corpus, run_snakemake, tone, workflow_config, write_audio
+from helpers import make_small_corpus, run_snakemake, tone, workflow_config, write_audio
 from wakeprep.report import embedding_sample, feature_examples, pca_2d, plot_embeddings, read_benchmarks
 from wakeprep.store import RaggedStore, RaggedWriter
 from wakeprep.table import read_table

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, make_small_corpus, run_snakemake, workflow_config
+from helpers import REPO, make_small_corpus, run_snakemake, workflow_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 

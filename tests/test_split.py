@@ -332,12 +332,12 @@ def _row(cid, label, dur, start=None, end=None, ratio=None, speaker=""):
 
 
 def _run(tmp_path, tables, stores, **kw):
-    from wakeprep.split import run_cluster_split
+    from wakeprep.split import SpeakerSettings, SplitSettings, run_cluster_split
 
-    args = dict(seed=1, threshold=0.3, neighbors=16, ratios=RATIOS, cap=0, cap_strategy="spread",
-                leakage_similarity=0.9)
-    args.update(kw)
-    return run_cluster_split(tables, stores, tmp_path / "split.tsv", tmp_path / "report.json", **args)
+    speakers = SpeakerSettings.from_config({"threshold": 0.3, "neighbors": 16, **kw})
+    split = SplitSettings.from_config({"ratios": RATIOS, "max_train_clips_per_group": 0, "cap_strategy": "spread",
+                                       "leakage_similarity": 0.9})
+    return run_cluster_split(tables, stores, tmp_path / "split.tsv", tmp_path / "report.json", speakers, split, seed=1)
 
 
 def test_non_speech_clips_are_groups_of_one_spread_by_ratio(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from conftest import espeak_wav
+from helpers import espeak_wav
 from wakeprep.vad import FRAME, SpeechInfo, VadSettings, analyse
 
 SILERO, WEBRTC = VadSettings(), VadSettings(method="webrtcvad")

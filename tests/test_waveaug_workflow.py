@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import by_rule, make_small_corpus, planned_jobs, run_snakemake, workflow_config
+from helpers import by_rule, make_small_corpus, planned_jobs, run_snakemake, workflow_config
 from wakeprep.demo_resources import make_noise_and_rirs
 from wakeprep.store import RaggedStore
 from wakeprep.table import read_table

@@ -199,13 +199,21 @@ def test_bad_settings_name_the_key():
 
 
 def test_config_checks_name_the_keys(tmp_path):
-    from wakeprep.config import semantic_problems
+    from wakeprep.config import check_config, semantic_problems
+
+    def filled(cfg):  # the schema's defaults filled in, as the workflow checks it
+        check_config(cfg)
+        return cfg
 
     base = {"corpora": [{"name": "p", "path": str(tmp_path), "label": "positive"}]}
-    assert semantic_problems(base) == []
-    lines = semantic_problems({**base, "windows": {"place_labels": ["positive", "hard_negative"]},
-                               "vad": {"labels": ["positive"]}})
-    assert lines == ["windows.place_labels: 'hard_negative' is placed by its speech end, which only clips of "
-                     "vad.labels get: add 'hard_negative' to vad.labels"]
-    lines = semantic_problems({**base, "windows": {"positive_s": 1.0}, "export": {"trainer": {"clip_duration_ms": 1500}}})
-    assert lines and lines[0].startswith("export.trainer.clip_duration_ms: 1500 ms is longer than windows.positive_s")
+    assert semantic_problems(filled(base)) == []
+    cfg = {**base, "windows": {"place_labels": ["positive", "hard_negative"]}, "vad": {"labels": ["positive"]}}
+    with pytest.raises(ValueError):
+        filled(cfg)
+    assert semantic_problems(cfg) == ["windows.place_labels: 'hard_negative' is placed by its speech end, which only "
+                                      "clips of vad.labels get: add 'hard_negative' to vad.labels"]
+    cfg = {**base, "windows": {"positive_s": 1.0}, "export": {"trainer": {"clip_duration_ms": 1500}}}
+    with pytest.raises(ValueError):
+        filled(cfg)
+    lines = semantic_problems(cfg)
+    assert lines and lines[-1].startswith("export.trainer.clip_duration_ms: 1500 ms is longer than windows.positive_s")

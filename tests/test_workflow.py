@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, by_rule, make_small_corpus, planned_jobs, run_snakemake, workflow_config
+from helpers import REPO, by_rule, make_small_corpus, planned_jobs, run_snakemake, workflow_config
 from wakeprep.corpus import shard_name, shard_of
 from wakeprep.features import micro_features_u16
 from wakeprep.store import RaggedStore
@@ -223,7 +223,7 @@ def test_removed_corpus_and_emptied_shard_leave_nothing_behind(tmp_path):
     the config (and a shard of another loses its only file), the next run removes
     their stores, manifests, logs, benchmarks and report images; the index lists what
     is left, and a no-op run stays a no-op."""
-    from conftest import write_audio
+    from helpers import write_audio
 
     rng = np.random.default_rng(3)
     noise, hn, empty = tmp_path / "noise", tmp_path / "hn", tmp_path / "empty"
@@ -280,7 +280,7 @@ def test_removed_corpus_and_emptied_shard_leave_nothing_behind(tmp_path):
 
 
 def test_empty_corpus_stops_the_run_at_start_up(tmp_path):
-    from conftest import write_audio
+    from helpers import write_audio
 
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("no audio here")

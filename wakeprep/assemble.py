@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .features import FEATURE_SCALE
 from .store import RaggedStore, RaggedWriter, atomic_dir, merge_stores
 from .table import read_table, write_table
 
@@ -53,7 +54,7 @@ def assemble(split_table, split: str, label: str, feature_stores, audio_stores, 
         feat_sources = [p for p in feature_stores if len(RaggedStore(p))]
         audio_sources = [p for p in audio_stores if len(RaggedStore(p))]
         if ids:
-            merge_stores(feat_sources, tmp / "features", ids=ids, attrs={**attrs, "frontend": "pymicro-features", "scale": 25.6})
+            merge_stores(feat_sources, tmp / "features", ids=ids, attrs={**attrs, "frontend": "pymicro-features", "scale": FEATURE_SCALE})
             merge_stores(audio_sources, tmp / "audio", ids=ids, attrs={**attrs, "sample_rate": 16000})
         else:
             with RaggedWriter(tmp / "features", np.uint16, (40,), attrs=attrs):

@@ -12,7 +12,7 @@ import io
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
@@ -78,7 +78,6 @@ class Converted:
     clipped: int = 0
     full_scale: int = 0
     sha256: str = ""
-    extra: dict = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 from pathlib import Path
 
 import yaml
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
 
@@ -37,14 +39,29 @@ def load_schema(schema_path=SCHEMA) -> dict:
         return yaml.safe_load(f)
 
 
-def check_config(config: dict, schema_path=SCHEMA, basedir=".") -> None:
-    """Raise :class:`ConfigError` listing every problem, one line each.
+def _filling_validator():
+    """Draft 2020-12 validator that sets each missing property's schema default before
+    checking it, as ``snakemake.utils.validate`` does (the jsonschema FAQ's recipe), but
+    reports every problem rather than the first."""
+    properties = Draft202012Validator.VALIDATORS["properties"]
 
-    Beyond the JSON schema: corpus names unique, duration bounds ordered, corpus
-    folders present (unless the demo corpus will generate them), regexes valid.
+    def set_defaults(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if "default" in sub:
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from properties(validator, props, instance, schema)
+
+    return validators.extend(Draft202012Validator, {"properties": set_defaults})
+
+
+def check_config(config: dict, schema_path=SCHEMA, basedir=".") -> None:
+    """Validate ``config`` in place, once: fill in every default of the schema, then
+    check the values the schema can check and, once those are right, the rules across
+    keys (:func:`semantic_problems`). Raise :class:`ConfigError` listing every
+    problem, one line each, naming the key.
     """
-    schema = load_schema(schema_path)
-    validator = Draft202012Validator(schema)
+    validator = _filling_validator()(load_schema(schema_path))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     lines = [_message(e) for e in errors]
     if not lines:
@@ -54,8 +71,33 @@ def check_config(config: dict, schema_path=SCHEMA, basedir=".") -> None:
 
 
 def semantic_problems(config: dict, basedir=".") -> list[str]:
-    import re
+    """Problems the schema cannot express: corpus names unique, regexes valid, corpus
+    folders present (unless the demo will generate them), ratios adding up to 1,
+    bounds in order. ``config`` has the schema's defaults filled in (:func:`check_config`)."""
+    lines = _corpus_problems(config, basedir)
+    ratios = config["split"]["ratios"]
+    if abs(sum(ratios.values()) - 1.0) > 1e-6:
+        lines.append(f"split.ratios: train + validation + test must add up to 1, not {sum(ratios.values()):g}")
+    windows = config["windows"]
+    for label in windows["place_labels"]:
+        if label not in config["vad"]["labels"]:
+            lines.append(f"windows.place_labels: '{label}' is placed by its speech end, which only clips of "
+                         f"vad.labels get: add '{label}' to vad.labels")
+    jmin, jmax, positive_s = windows["end_jitter_min_s"], windows["end_jitter_max_s"], windows["positive_s"]
+    if not jmin <= jmax < positive_s:
+        lines.append(f"windows.end_jitter_min_s ({jmin}) must be <= windows.end_jitter_max_s ({jmax}), "
+                     f"which must be below windows.positive_s ({positive_s})")
+    clip_ms = config["export"]["trainer"]["clip_duration_ms"]
+    if clip_ms > positive_s * 1000:
+        lines.append(f"export.trainer.clip_duration_ms: {clip_ms} ms is longer than windows.positive_s "
+                     f"({positive_s} s): the trainer would pad every positive")
+    lo, hi = config["audio"]["min_duration_s"], config["audio"]["max_duration_s"]
+    if lo >= hi:
+        lines.append(f"audio.min_duration_s: {lo} must be below audio.max_duration_s ({hi})")
+    return lines
 
+
+def _corpus_problems(config: dict, basedir) -> list[str]:
     lines = []
     names = [c["name"] for c in config["corpora"]]
     for i, c in enumerate(config["corpora"]):
@@ -77,28 +119,6 @@ def semantic_problems(config: dict, basedir=".") -> list[str]:
                 f"corpora[{i}].path: corpus '{c['name']}': folder '{c['path']}' does not exist "
                 f"(set corpora[{i}].path in config.yaml)"
             )
-    ratios = (config.get("split") or {}).get("ratios")
-    if ratios and abs(sum(ratios.values()) - 1.0) > 1e-6:
-        lines.append(f"split.ratios: train + validation + test must add up to 1, not {sum(ratios.values()):g}")
-    windows = config.get("windows") or {}
-    vad_labels = (config.get("vad") or {}).get("labels", ["positive", "negative", "hard_negative"])
-    for label in windows.get("place_labels", ["positive"]):
-        if label not in vad_labels:
-            lines.append(f"windows.place_labels: '{label}' is placed by its speech end, which only clips of "
-                         f"vad.labels get: add '{label}' to vad.labels")
-    jmin, jmax = windows.get("end_jitter_min_s", 0.195), windows.get("end_jitter_max_s", 0.205)
-    positive_s = windows.get("positive_s", 3.2)
-    if not jmin <= jmax < positive_s:
-        lines.append(f"windows.end_jitter_min_s ({jmin}) must be <= windows.end_jitter_max_s ({jmax}), "
-                     f"which must be below windows.positive_s ({positive_s})")
-    clip_ms = ((config.get("export") or {}).get("trainer") or {}).get("clip_duration_ms", 1500)
-    if clip_ms > positive_s * 1000:
-        lines.append(f"export.trainer.clip_duration_ms: {clip_ms} ms is longer than windows.positive_s "
-                     f"({positive_s} s): the trainer would pad every positive")
-    audio = config.get("audio", {})
-    lo, hi = audio.get("min_duration_s", 0.1), audio.get("max_duration_s", 1800)
-    if lo >= hi:
-        lines.append(f"audio.min_duration_s: {lo} must be below audio.max_duration_s ({hi})")
     return lines
 
 
@@ -122,10 +142,10 @@ DEMO_MARKER = ".wakeprep-demo-seed{seed}-takes{takes}.json"
 
 
 def demo_marker(config: dict) -> str:
-    """Path of the file that marks the demo folder complete for this config."""
-    demo = config.get("demo") or {}
-    name = DEMO_MARKER.format(seed=config.get("seed", 1234), takes=demo.get("takes", 4))
-    return os.path.join(demo.get("folder", "demo"), name)
+    """Path of the file that marks the demo folder complete for this config (defaults
+    filled in, see :func:`check_config`)."""
+    name = DEMO_MARKER.format(seed=config["seed"], takes=config["demo"]["takes"])
+    return os.path.join(config["demo"]["folder"], name)
 
 
 def demo_generates(config: dict, path: str, basedir=".") -> bool:
@@ -133,10 +153,9 @@ def demo_generates(config: dict, path: str, basedir=".") -> bool:
     ``demo.generate`` is on and the folder holds no complete demo for this config (see
     :func:`demo_marker`). An existing complete demo is used as it is, whatever
     Snakemake's records say (a fresh clone, a moved checkout)."""
-    demo = config.get("demo") or {}
-    if not demo.get("generate"):
+    if not config["demo"]["generate"]:
         return False
-    folder = os.path.normpath(demo.get("folder", "demo"))
+    folder = os.path.normpath(config["demo"]["folder"])
     p = os.path.normpath(path)
     if not (p == folder or p.startswith(folder + os.sep)):
         return False

@@ -130,7 +130,6 @@ def choose_shard_count(n_files: int, shard_size: int, current: int | None = None
 
 
 SYMLINK_POLICIES = ("follow", "inside", "skip")
-MANIFEST_MODES = ("mtime", "sha256")
 
 
 class CorpusError(ValueError):
@@ -181,10 +180,6 @@ def _matcher(patterns):
     """A function telling whether a lower-cased relative path matches any of ``patterns``."""
     suffixes, regex = _compile(patterns)
     return lambda low: low.endswith(suffixes) or (regex is not None and regex(low) is not None)
-
-
-def _matches(rel: str, patterns) -> bool:
-    return _matcher(patterns)(rel.lower())
 
 
 def _inside(path: str, root: str) -> bool:

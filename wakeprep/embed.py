@@ -23,6 +23,7 @@ and how to fix it.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
@@ -313,6 +314,39 @@ class WavLMEmbedder:
         with torch.no_grad():
             out = self.model(**inputs).embeddings
         return _normalise(out.cpu().numpy())
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """Embedding settings (``embed:`` in config.yaml)."""
+
+    method: str = "resemblyzer"
+    model: str = DEFAULT_WAVLM
+    device: str = "cpu"
+    batch_size: int = 16
+    threads: int = 1
+    labels: tuple = ("positive", "negative", "hard_negative")
+    trim: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> "EmbedSettings":
+        cfg = dict(cfg or {})
+        unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"embed.{unknown[0]}: unknown key (allowed: {', '.join(cls.__dataclass_fields__)})")
+        if "labels" in cfg:
+            cfg["labels"] = tuple(cfg["labels"])
+        return cls(**cfg)
+
+
+def embed_shard(audio_store, out_store, settings: EmbedSettings, table=None) -> int:
+    """The ``embed`` rule: load the embedder ``settings`` name and embed one shard's audio
+    store (see :func:`embed_store`). Torch's thread count changes float rounding, so it
+    comes from ``settings.threads``, not from the threads Snakemake grants (which
+    ``--cores`` can lower): same config, same bytes."""
+    embedder = load_embedder(settings.method, settings.model, settings.device)
+    return embed_store(audio_store, out_store, embedder, batch_size=settings.batch_size,
+                       threads=settings.threads, table=table, trim=settings.trim)
 
 
 def load_embedder(method: str, model: str | None = None, device: str = "cpu"):

@@ -265,41 +265,13 @@ def export_microwakeword(sources: dict, out_dir, settings: ExportSettings, *, au
     out_dir = Path(out_dir)
     features_root = str(features_root if features_root is not None else out_dir)
     dtype = np.dtype(settings.dtype)
-    plan = []  # (label, folder, mmap name, stores)
-    for (split, label), folder in sorted(sources.items()):
-        plan.append((label, mww_folder(split, label, settings.ambient_labels), "wakeword_mmap",
-                     [RaggedStore(Path(folder) / "features")]))
-    if settings.specaugment and augmented:
-        for label, folder in sorted(augmented.items()):
-            plan.append((label, "training", "specaugment_mmap", _augmented_stores(folder)))
-    if settings.augment_audio and waveaug:
-        for (split, label), parts_json in sorted(waveaug.items()):
-            plan.append((label, mww_folder(split, label, settings.ambient_labels), "waveaug_mmap",
-                         waveaug_stores(parts_json)))
-    need = 0
-    for *_, stores in plan:
-        items, rows = sum(len(s) for s in stores), sum(int(s.lengths.sum()) for s in stores)
-        if rows:
-            need += ragged_bytes(items, rows, 40, dtype.itemsize)
+    plan = _plan(sources, settings, augmented, waveaug)
+    need = _needed_bytes(plan, dtype)
     check_free_space(out_dir, need + (1 << 20))
-
     report = {"dtype": dtype.name, "window_step_ms": STEP_MS, "sets": {}, "needed_bytes": need}
-    present: dict = {}
     try:
         with atomic_dir(out_dir) as tmp:
-            for label, sub, name, stores in plan:
-                items = sum(len(s) for s in stores)
-                rows = sum(int(s.lengths.sum()) for s in stores)
-                key = f"{label}/{sub}/{name}"
-                report["sets"][key] = {"items": items, "frames": rows, "hours": round(rows * STEP_MS / 3.6e6, 6),
-                                       "sources": [str(s.path) for s in stores]}
-                if not rows:  # mmap_ninja cannot open a map without data; microWakeWord then sees no set
-                    continue
-                present[label] = True
-                with NinjaRaggedWriter(tmp / label / sub / name, dtype) as w:
-                    for s in stores:
-                        for codes in s:
-                            w.append(codes if dtype == np.uint16 else dequantise(codes))
+            present = _write_sets(plan, tmp, dtype, report["sets"])
             config = training_parameters(present, features_root, settings)
             atomic_write(tmp / "training_parameters.yaml", training_parameters_text(config, report["sets"]))
             report["window_reports"] = _window_summary(window_reports)
@@ -311,6 +283,52 @@ def export_microwakeword(sources: dict, out_dir, settings: ExportSettings, *, au
         raise
     log.info("microWakeWord export: %s", ", ".join(f"{k} {v['items']}" for k, v in report["sets"].items()))
     return report
+
+
+def _plan(sources: dict, settings: ExportSettings, augmented: dict | None, waveaug: dict | None) -> list:
+    """The maps to write, in order: ``(label, folder, mmap name, stores)``."""
+    plan = []
+    for (split, label), folder in sorted(sources.items()):
+        plan.append((label, mww_folder(split, label, settings.ambient_labels), "wakeword_mmap",
+                     [RaggedStore(Path(folder) / "features")]))
+    if settings.specaugment and augmented:
+        for label, folder in sorted(augmented.items()):
+            plan.append((label, "training", "specaugment_mmap", _augmented_stores(folder)))
+    if settings.augment_audio and waveaug:
+        for (split, label), parts_json in sorted(waveaug.items()):
+            plan.append((label, mww_folder(split, label, settings.ambient_labels), "waveaug_mmap",
+                         waveaug_stores(parts_json)))
+    return plan
+
+
+def _needed_bytes(plan: list, dtype: np.dtype) -> int:
+    """Bytes the maps of ``plan`` take on disk (maps without data are not written)."""
+    need = 0
+    for *_, stores in plan:
+        items, rows = sum(len(s) for s in stores), sum(int(s.lengths.sum()) for s in stores)
+        if rows:
+            need += ragged_bytes(items, rows, 40, dtype.itemsize)
+    return need
+
+
+def _write_sets(plan: list, tmp: Path, dtype: np.dtype, sets: dict) -> dict:
+    """Write each map of ``plan`` under ``tmp``, recording it in ``sets`` (export.json's
+    ``sets``); returns the labels with at least one map written, mapped to True."""
+    present: dict = {}
+    for label, sub, name, stores in plan:
+        items = sum(len(s) for s in stores)
+        rows = sum(int(s.lengths.sum()) for s in stores)
+        key = f"{label}/{sub}/{name}"
+        sets[key] = {"items": items, "frames": rows, "hours": round(rows * STEP_MS / 3.6e6, 6),
+                     "sources": [str(s.path) for s in stores]}
+        if not rows:  # mmap_ninja cannot open a map without data; microWakeWord then sees no set
+            continue
+        present[label] = True
+        with NinjaRaggedWriter(tmp / label / sub / name, dtype) as w:
+            for s in stores:
+                for codes in s:
+                    w.append(codes if dtype == np.uint16 else dequantise(codes))
+    return present
 
 
 def _window_summary(paths) -> dict:

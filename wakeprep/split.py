@@ -613,16 +613,52 @@ def load_embeddings(stores) -> tuple[dict[str, int], np.ndarray | None]:
     return {ids[i]: k for k, i in enumerate(order)}, np.ascontiguousarray(emb)
 
 
-def run_cluster_split(tables, embedding_stores, out_table, out_report, *, seed: int, threshold: float,
-                      neighbors: int, ratios: dict, cap: int, cap_strategy: str,
-                      leakage_similarity: float, worst_pairs: int = 20,
-                      min_speech_s: float = DEFAULT_MIN_SPEECH_S,
-                      tolerance: float = DEFAULT_TOLERANCE) -> SplitResult:
+@dataclass(frozen=True)
+class SpeakerSettings:
+    """Speaker clustering settings (``speakers:`` in config.yaml)."""
+
+    threshold: float = 0.3
+    neighbors: int = 16
+    min_speech_s: float = DEFAULT_MIN_SPEECH_S
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> "SpeakerSettings":
+        return cls(**_known_keys(cls, "speakers", cfg))
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """Split settings (``split:`` in config.yaml); see docs/splits.md."""
+
+    ratios: dict = field(default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1})
+    max_train_clips_per_group: int = 0
+    cap_strategy: str = "spread"
+    leakage_similarity: float = 0.9
+    tolerance: float = DEFAULT_TOLERANCE
+
+    @classmethod
+    def from_config(cls, cfg: dict | None) -> "SplitSettings":
+        return cls(**_known_keys(cls, "split", cfg))
+
+
+def _known_keys(cls, section: str, cfg: dict | None) -> dict:
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(cls.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"{section}.{unknown[0]}: unknown key (allowed: {', '.join(cls.__dataclass_fields__)})")
+    return cfg
+
+
+def run_cluster_split(tables, embedding_stores, out_table, out_report, speakers: SpeakerSettings,
+                      split: SplitSettings, *, seed: int, worst_pairs: int = 20) -> SplitResult:
     """The ``cluster_split`` rule: groups, split, checks and report.
 
-    Only :func:`clusterable` clips are clustered (speech found, at least ``min_speech_s``
-    seconds of it); see :func:`assign_groups` for the others.
+    Only :func:`clusterable` clips are clustered (speech found, at least
+    ``speakers.min_speech_s`` seconds of it); see :func:`assign_groups` for the others.
     """
+    threshold, neighbors, min_speech_s = speakers.threshold, speakers.neighbors, speakers.min_speech_s
+    ratios, cap, cap_strategy = split.ratios, split.max_train_clips_per_group, split.cap_strategy
+    leakage_similarity, tolerance = split.leakage_similarity, split.tolerance
     import time
 
     from .table import write_table

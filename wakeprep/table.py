@@ -46,18 +46,3 @@ def read_table(path) -> Iterator[dict]:
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         yield from reader
-
-
-def merge_tables(paths, target, columns=COLUMNS) -> int:
-    """Concatenate tables into one (rows in the order given); returns the row count."""
-    count = 0
-
-    def rows():
-        nonlocal count
-        for p in paths:
-            for row in read_table(p):
-                count += 1
-                yield row
-
-    write_table(target, rows(), columns)
-    return count

@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .features import FEATURE_SCALE
 from .rng import mix64
 from .fileio import atomic_write
 from .store import RaggedStore, RaggedWriter, atomic_dir
@@ -264,7 +265,7 @@ def _place_all(assembled, tmp, feats, rows, settings, seed, report, index, split
     n, (lo, hi) = settings.positive_samples, settings.jitter_samples
     attrs = {"split": split, "label": label, "made_by": "windows", "mode": "place", "seed": seed,
              "window_samples": n, "sample_rate": RATE}
-    with RaggedWriter(tmp / "features", np.uint16, (40,), attrs={**attrs, "frontend": "pymicro-features", "scale": 25.6}) as wf, \
+    with RaggedWriter(tmp / "features", np.uint16, (40,), attrs={**attrs, "frontend": "pymicro-features", "scale": FEATURE_SCALE}) as wf, \
             RaggedWriter(tmp / "audio", np.int16, (), attrs=attrs) as wa:
         for clip_id, samples in audio.items():
             row = rows.get(clip_id, {})
@@ -312,7 +313,7 @@ def _place_all(assembled, tmp, feats, rows, settings, seed, report, index, split
 def _cut_all(tmp, feats, settings, mode, report, index, split, label):
     width, hop, skip = settings.negative_frames, settings.hop_frames, settings.skip_frames
     attrs = {"split": split, "label": label, "made_by": "windows", "mode": mode, "window_frames": width,
-             "hop_frames": hop, "skip_frames": skip, "frontend": "pymicro-features", "scale": 25.6}
+             "hop_frames": hop, "skip_frames": skip, "frontend": "pymicro-features", "scale": FEATURE_SCALE}
     with RaggedWriter(tmp / "features", np.uint16, (40,), attrs=attrs) as wf:
         for clip_id, codes in feats.items():
             starts = cut_starts(len(codes), width, hop, skip) if mode == "cut" else []

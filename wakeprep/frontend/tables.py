@@ -64,10 +64,6 @@ def frame_offsets(sample_offsets) -> np.ndarray:
     return out
 
 
-def _f32(x: float) -> np.float32:
-    return np.float32(x)
-
-
 def _libm(name: str, fallback, nargs: int = 1):
     """The C library's single-precision ``name`` (``cosf``, ``log1pf``, ``powf``).
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..features import N_BINS, features_batch
+from ..features import FEATURE_SCALE, N_BINS, features_batch
 from ..fileio import atomic_open
 from ..store import RaggedStore, RaggedWriter, StoreError, atomic_dir
 from ..table import _cell
@@ -176,7 +176,7 @@ def augment_audio_part(
     t0 = time.monotonic()
     items = 0
     attrs = {"made_by": "augment_audio", "algorithm": ALGORITHM, "split": split, "repetitions": repetitions,
-             "settings": settings.to_dict(), "frontend": "pymicro-features", "scale": 25.6}
+             "settings": settings.to_dict(), "frontend": "pymicro-features", "scale": FEATURE_SCALE}
     with atomic_dir(out_dir) as tmp:
         columns = param_columns()
         with RaggedWriter(tmp / "features", np.uint16, (N_BINS,), attrs=attrs) as w, \
