@@ -24,8 +24,9 @@ Modules, in the order the workflow uses them:
 - :mod:`wakeprep.report`: the report's sections (plots and tables)
 - :mod:`wakeprep.results`: what ``results/`` holds, stale paths, the index
 - :mod:`wakeprep.dataset`: the stores as training batches
-- :mod:`wakeprep.store`, :mod:`wakeprep.fileio`, :mod:`wakeprep.logs`: ragged memory-mapped
-  stores, atomic file writes, script logging
+- :mod:`wakeprep.store`, :mod:`wakeprep.fileio`, :mod:`wakeprep.logs`, :mod:`wakeprep.rng`:
+  ragged memory-mapped stores, atomic file writes, script logging, the counter-based random
+  numbers
 """
 
 __version__ = "0.1.0"
