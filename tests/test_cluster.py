@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from wakeprep.cluster import DEFAULT_THRESHOLD, cluster_embeddings, knn_graph, planted_embeddings
+from planted import planted_embeddings
+from wakeprep.cluster import DEFAULT_THRESHOLD, cluster_embeddings, knn_graph
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -172,7 +173,8 @@ def test_default_threshold_is_near_best_on_voices(voices):
 _SCALE = r"""
 import importlib.util, json, sys, time
 import numpy as np
-from wakeprep.cluster import cluster_embeddings, planted_embeddings
+from planted import planted_embeddings
+from wakeprep.cluster import cluster_embeddings
 spec = importlib.util.spec_from_file_location("bench_cluster", sys.argv[1])
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
@@ -189,7 +191,7 @@ print(json.dumps({"seconds": seconds, "growth_mb": peak - before, "peak_mb": pea
 
 
 def _run_python(code: str, timeout: float, *args: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env=env, timeout=timeout)
     assert proc.returncode == 0, proc.stderr
@@ -219,7 +221,8 @@ def test_same_input_same_labels():
     # ...and in a fresh process (other memory addresses, another faiss/BLAS start-up).
     code = (
         "import hashlib, json\n"
-        "from wakeprep.cluster import cluster_embeddings, planted_embeddings\n"
+        "from planted import planted_embeddings\n"
+        "from wakeprep.cluster import cluster_embeddings\n"
         "emb, _ = planted_embeddings(30_000, 64, sizes=(5, 100), within=0.7, between=0.5, seed=13)\n"
         "labels, _ = cluster_embeddings(emb, 0.35, exact_max=5000)\n"
         "print(json.dumps(hashlib.sha256(labels.tobytes()).hexdigest()))\n"
