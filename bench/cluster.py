@@ -32,10 +32,12 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _p in (REPO, REPO / "tests"):  # tests/planted.py: the planted-group generator
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
-from wakeprep.cluster import DEFAULT_THRESHOLD, cluster_embeddings, planted_embeddings  # noqa: E402
+from planted import planted_embeddings  # noqa: E402
+from wakeprep.cluster import DEFAULT_THRESHOLD, cluster_embeddings  # noqa: E402
 
 #: espeak-ng voices that Resemblyzer tells apart (measured; see docs/clustering.md). Left out as
 #: confusable: the accent-only voices with the default variant (en-us, en-gb, en-gb-scotland,

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from wakeprep.cluster import DEFAULT_THRESHOLD, cluster_embeddings, knn_graph, planted_embeddings
+from planted import planted_embeddings
+from wakeprep.cluster import DEFAULT_THRESHOLD, cluster_embeddings, knn_graph
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -172,7 +173,8 @@ def test_default_threshold_is_near_best_on_voices(voices):
 _SCALE = r"""
 import importlib.util, json, sys, time
 import numpy as np
-from wakeprep.cluster import cluster_embeddings, planted_embeddings
+from planted import planted_embeddings
+from wakeprep.cluster import cluster_embeddings
 spec = importlib.util.spec_from_file_location("bench_cluster", sys.argv[1])
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
@@ -189,7 +191,7 @@ print(json.dumps({"seconds": seconds, "growth_mb": peak - before, "peak_mb": pea
 
 
 def _run_python(code: str, timeout: float, *args: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env=env, timeout=timeout)
     assert proc.returncode == 0, proc.stderr
@@ -219,7 +221,8 @@ def test_same_input_same_labels():
     # ...and in a fresh process (other memory addresses, another faiss/BLAS start-up).
     code = (
         "import hashlib, json\n"
-        "from wakeprep.cluster import cluster_embeddings, planted_embeddings\n"
+        "from planted import planted_embeddings\n"
+        "from wakeprep.cluster import cluster_embeddings\n"
         "emb, _ = planted_embeddings(30_000, 64, sizes=(5, 100), within=0.7, between=0.5, seed=13)\n"
         "labels, _ = cluster_embeddings(emb, 0.35, exact_max=5000)\n"
         "print(json.dumps(hashlib.sha256(labels.tobytes()).hexdigest()))\n"
@@ -249,6 +252,44 @@ def test_knn_graph_exact_and_partitioned():
     recall = np.mean([len(np.intersect1d(part[i], exact[i])) / 10 for i in range(len(emb))])
     assert recall > 0.5
     assert (groups[part] == groups[:, None]).mean() > 0.9
+
+
+def test_faiss_alone_would_break_the_graphs_byte_stability():
+    """Why knn_graph wraps faiss instead of using it as it comes (docs/clustering.md, "Why
+    not faiss's own search"): faiss's similarities depend on how the queries are batched
+    (its BLAS path from 20 queries, a SIMD loop below; the thread count matters the same
+    way), and its order among equal similarities is not the row order. knn_graph searches
+    in fixed blocks, one thread per search, and sorts ties by row, so its bytes do not
+    depend on the OpenMP threads, and a clip's duplicate comes after the smaller row."""
+    import faiss
+
+    emb, _ = planted_embeddings(3000, 64, sizes=(5, 60), within=0.7, between=0.5, seed=23)
+    emb[2000:2100] = emb[:100]  # the same recording in two corpora
+    together, _ = faiss.knn(emb, emb, 11, metric=faiss.METRIC_INNER_PRODUCT)
+    by_seven = np.concatenate([faiss.knn(emb[i:i + 7], emb, 11, metric=faiss.METRIC_INNER_PRODUCT)[0]
+                               for i in range(0, len(emb), 7)])
+    assert (together != by_seven).any()  # the same pairs, other last bits
+    # split.nearest's IVF index: among equal similarities, not the smaller row first
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(64), 64, 16, faiss.METRIC_INNER_PRODUCT)
+    index.train(emb)
+    index.add(emb)
+    index.nprobe = 16
+    sim, nbr = index.search(emb[:100], 2)
+    assert (sim[:, 0] == sim[:, 1]).all() and (nbr[:, 0] > nbr[:, 1]).any()
+    before = faiss.omp_get_max_threads()
+    try:
+        runs = []
+        for threads in (1, 2):
+            faiss.omp_set_num_threads(threads)
+            runs.append([a.tobytes() for a in knn_graph(emb, 10)[:2]])
+            runs.append([a.tobytes() for a in knn_graph(emb, 10, exact_max=1000, list_size=300)[:2]])
+    finally:
+        faiss.omp_set_num_threads(before)
+    assert runs[0] == runs[2] and runs[1] == runs[3]
+    nbr, sim, _ = knn_graph(emb, 10)
+    assert (nbr[2000:2100, 0] == np.arange(100)).all()  # the duplicate: its smaller twin first
+    tie = sim[:, :-1] == sim[:, 1:]
+    assert (nbr[:, :-1][tie] < nbr[:, 1:][tie]).all()
 
 
 def test_small_and_degenerate_inputs():

@@ -340,6 +340,27 @@ def _run(tmp_path, tables, stores, **kw):
     return run_cluster_split(tables, stores, tmp_path / "split.tsv", tmp_path / "report.json", speakers, split, seed=1)
 
 
+def test_a_group_moved_in_for_one_label_does_not_leave_another_out_of_the_band():
+    """The demo's positives came out 28/4/8 (tolerance 0.05 asks 32/4/4): the band was met, then
+    a speaker holding hard negatives and positives moved to test so that test holds a hard
+    negative, and nothing moved after. Now a pure-positive group goes back (deterministic;
+    never a split's last group of a label every split should hold)."""
+    from wakeprep.split import _rebalance
+
+    # groups: [positive, hard_negative]; train 7 x [4, 2] + [4, 0], validation [4, 2], test [4, 0]
+    amounts = np.array([[4, 2]] * 7 + [[4, 0], [4, 2], [4, 0]], dtype=float)
+    where = np.array([0] * 8 + [1, 2])
+    ratios = np.array([0.8, 0.1, 0.1])
+    n = len(amounts)
+    out = _rebalance(amounts, where, ratios, 0.05, np.arange(n), np.zeros((3, 2)), np.zeros((n, 3)))
+    per_split = np.zeros((3, 2))
+    np.add.at(per_split, out, amounts)
+    assert per_split[:, 0].tolist() == [32, 4, 4]  # was [28, 4, 8]
+    assert (per_split[:, 1] > 0).all()  # every split holds hard negatives
+    assert out.tolist() == _rebalance(amounts, where, ratios, 0.05, np.arange(n), np.zeros((3, 2)),
+                                      np.zeros((n, 3))).tolist()
+
+
 def test_non_speech_clips_are_groups_of_one_spread_by_ratio(tmp_path):
     """5,000 tone/noise clips labelled negative, in which speech detection found no speech,
     whose embeddings all look alike (they made one "speaker" group before, all in one split):

@@ -149,23 +149,49 @@ def cluster_embeddings(
     """
     t0 = time.perf_counter()
     emb = _check_embeddings(emb)
+    _check_parameters(threshold, k, list_size, spill)
+    n = emb.shape[0]
+    info: dict = {"method": "knn-average-linkage-rac", "threshold": float(threshold),
+                  "k": int(min(k, max(n - 1, 1))), "seed": int(seed), "n": int(n)}
+    if n <= 1:
+        info.update(knn="exact", lists=1, largest_list=n, spill=1, comparisons=0, edges=0,
+                    levels=0, rounds=0, closed=True)
+        return _finish(np.zeros(n, dtype=np.int64), info, 0.0, 0.0, t0)
+    parent, knn_s, merge_s = _merge_levels(emb, float(threshold), k, seed, info,
+                                           dict(exact_max=exact_max, list_size=list_size, spill=spill))
+    return _finish(_first_occurrence_labels(_resolve(parent)), info, knn_s, merge_s, t0)
+
+
+def _finish(labels: np.ndarray, info: dict, knn_s: float, merge_s: float, t0: float
+            ) -> tuple[np.ndarray, dict]:
+    """``labels`` and ``info`` with the cluster counts and timings added (and logged)."""
+    sizes = np.bincount(labels)
+    total = time.perf_counter() - t0
+    info.update(n_clusters=int(sizes.size), largest_cluster=int(sizes.max(initial=0)),
+                singletons=int((sizes == 1).sum()), knn_s=round(knn_s, 3),
+                merge_s=round(merge_s, 3), total_s=round(total, 3))
+    log.info("clustered %d embeddings into %d clusters in %.1f s (%d levels, %d rounds)",
+             labels.size, info["n_clusters"], total, info["levels"], info["rounds"])
+    return labels, info
+
+
+def _check_parameters(threshold: float, k: int, list_size: int, spill: int) -> None:
     if not 0.0 < threshold <= 2.0:
         raise ValueError(f"threshold must be a cosine distance in (0, 2], got {threshold!r}")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k!r}")
     if list_size < 2 or spill < 1:
         raise ValueError(f"list_size must be at least 2 and spill at least 1, got {list_size!r} and {spill!r}")
-    n = emb.shape[0]
-    info: dict = {"method": "knn-average-linkage-rac", "threshold": float(threshold),
-                  "k": int(min(k, max(n - 1, 1))), "seed": int(seed), "n": int(n)}
-    if n <= 1:
-        info.update(knn="exact", lists=1, largest_list=n, spill=1, comparisons=0, edges=0,
-                    levels=0, rounds=0, closed=True, n_clusters=n, largest_cluster=n,
-                    singletons=n, knn_s=0.0, merge_s=0.0, total_s=round(time.perf_counter() - t0, 3))
-        return np.zeros(n, dtype=np.int64), info
 
-    # A cluster's id is its smallest row; `means` holds the mean of every cluster id, and
-    # `parent` links every merged-away id to the id it merged into.
+
+def _merge_levels(emb: np.ndarray, threshold: float, k: int, seed: int, info: dict,
+                  search: dict) -> tuple[np.ndarray, float, float]:
+    """The levels of :func:`cluster_embeddings` (at least two rows): search, then merge rounds,
+    until a level merges nothing. Returns ``parent`` (every merged-away id points at the id it
+    merged into) and the seconds spent searching and merging; adds the search facts of the
+    first level, ``edges``, ``levels``, ``rounds`` and ``closed`` to ``info``."""
+    n = emb.shape[0]
+    # A cluster's id is its smallest row; `means` holds the mean of every cluster id.
     means = _Means(emb)
     counts = np.ones(n, dtype=np.float64)
     parent = np.arange(n, dtype=np.int64)
@@ -178,8 +204,7 @@ def cluster_embeddings(
         # Later levels search the cluster means, whose inner products are exactly the
         # clusters' average similarities.
         x = emb if levels == 0 else means.get(ids)
-        nbr, sim, facts = knn_graph(x, min(k, ids.size - 1), exact_max=exact_max,
-                                    list_size=list_size, spill=spill, seed=seed + levels)
+        nbr, sim, facts = knn_graph(x, min(k, ids.size - 1), seed=seed + levels, **search)
         del x
         u, v, dist = _undirected_edges(nbr, sim)
         del nbr, sim
@@ -187,11 +212,10 @@ def cluster_embeddings(
         if levels == 0:
             info.update(facts, edges=int(u.size))
         t2 = time.perf_counter()
-        merged, r = _rac_average(means, counts, parent, u, v, dist, float(threshold))
+        merged, r = _rac_average(means, counts, parent, u, v, dist, threshold)
         del u, v, dist
-        t3 = time.perf_counter()
         knn_s += t2 - t1
-        merge_s += t3 - t2
+        merge_s += time.perf_counter() - t2
         levels += 1
         rounds += r
         log.debug("level %d: %d clusters searched (%s), %d merges in %d rounds",
@@ -200,17 +224,8 @@ def cluster_embeddings(
             closed = facts["knn"] == "exact"
             break
         ids = ids[parent[ids] == ids]
-    closed = closed or ids.size <= 1
-    labels = _first_occurrence_labels(_resolve(parent))
-    sizes = np.bincount(labels)
-    total = time.perf_counter() - t0
-    info.update(levels=levels, rounds=int(rounds), closed=bool(closed),
-                n_clusters=int(sizes.size), largest_cluster=int(sizes.max()),
-                singletons=int((sizes == 1).sum()), knn_s=round(knn_s, 3),
-                merge_s=round(merge_s, 3), total_s=round(total, 3))
-    log.info("clustered %d embeddings into %d clusters in %.1f s (%d levels, %d rounds)",
-             n, info["n_clusters"], total, levels, rounds)
-    return labels, info
+    info.update(levels=levels, rounds=int(rounds), closed=bool(closed or ids.size <= 1))
+    return parent, knn_s, merge_s
 
 
 def knn_graph(
@@ -265,27 +280,28 @@ def knn_graph(
     n = x.shape[0]
     nbr = np.empty((n, k), dtype=np.int64)
     sim = np.empty((n, k), dtype=np.float32)
-    rows = np.arange(n, dtype=np.int64)
     if n <= exact_max:
+        rows = np.arange(n, dtype=np.int64)
         blocks = [(rows[i:i + 4096], rows) for i in range(0, n, 4096)]
         _run_joins(x, blocks, k, nbr, sim)
         return nbr, sim, {"knn": "exact", "lists": 1, "largest_list": int(n), "spill": 1,
                           "comparisons": int(n)}
-    rng = np.random.default_rng(seed)
+    jobs, facts = _partitioned_jobs(x, list_size, spill, np.random.default_rng(seed))
+    _run_joins(x, jobs, k, nbr, sim)
+    return nbr, sim, facts
+
+
+def _partitioned_jobs(x: np.ndarray, list_size: int, spill: int, rng: np.random.Generator
+                      ) -> tuple[list, dict]:
+    """The ``(queries, base)`` joins of :func:`knn_graph`'s partitioned search, one per list
+    (queries: the rows whose own list it is; base: those and the rows spilling into it), and
+    the search's facts."""
+    n = x.shape[0]
+    rows = np.arange(n, dtype=np.int64)
     cent, primary = _balanced_lists(x, list_size, rng)
     nlist = cent.shape[0]
     spill = max(1, min(spill, nlist))
-    member = [primary[:, None]]
-    if spill > 1:
-        near = _nearest_centroids(cent, min(nlist, 9))[:, 1:]     # own list excluded
-        extra = np.empty((n, spill - 1), dtype=np.int64)
-        for start in range(0, n, 8192):
-            c = near[primary[start:start + 8192]]
-            s = np.einsum("bd,bjd->bj", x[start:start + 8192], cent[c])
-            order = np.lexsort((c, -s), axis=1)[:, :spill - 1]
-            extra[start:start + 8192] = np.take_along_axis(c, order, axis=1)
-        member.append(extra)
-    member = np.concatenate(member, axis=1)                        # (n, spill)
+    member = np.concatenate([primary[:, None], _spill_lists(x, cent, primary, spill)], axis=1)
     by_primary = np.argsort(primary, kind="stable")
     p_bounds = np.searchsorted(primary[by_primary], np.arange(nlist + 1))
     flat = member.ravel()
@@ -299,10 +315,25 @@ def knn_graph(
         if queries.size:
             jobs.append((queries, row_of[by_any[a_bounds[lst]:a_bounds[lst + 1]]]))
     comparisons = sum(q.size * b.size for q, b in jobs)
-    _run_joins(x, jobs, k, nbr, sim)
-    return nbr, sim, {"knn": "partitioned", "lists": int(nlist),
-                      "largest_list": int(np.diff(p_bounds).max()), "spill": int(spill),
-                      "comparisons": int(round(comparisons / n))}
+    return jobs, {"knn": "partitioned", "lists": int(nlist),
+                  "largest_list": int(np.diff(p_bounds).max()), "spill": int(spill),
+                  "comparisons": int(round(comparisons / n))}
+
+
+def _spill_lists(x: np.ndarray, cent: np.ndarray, primary: np.ndarray, spill: int) -> np.ndarray:
+    """``int64 (n, spill - 1)``: the other lists each row joins as a candidate, those whose
+    centroids are most similar to it among the 8 nearest its own list's (ties: smaller list)."""
+    n = x.shape[0]
+    extra = np.empty((n, spill - 1), dtype=np.int64)
+    if spill == 1:
+        return extra
+    near = _nearest_centroids(cent, min(cent.shape[0], 9))[:, 1:]     # own list excluded
+    for start in range(0, n, 8192):
+        c = near[primary[start:start + 8192]]
+        s = np.einsum("bd,bjd->bj", x[start:start + 8192], cent[c])
+        order = np.lexsort((c, -s), axis=1)[:, :spill - 1]
+        extra[start:start + 8192] = np.take_along_axis(c, order, axis=1)
+    return extra
 
 
 def _check_embeddings(emb: np.ndarray) -> np.ndarray:
@@ -576,28 +607,9 @@ def _rac_average(means: _Means, counts: np.ndarray, parent: np.ndarray, u: np.nd
     n = counts.shape[0]
     merges = rounds = 0
     while True:
-        act = np.flatnonzero(dist < threshold)
-        if act.size == 0:
+        a, b = _mutual_nearest(u, v, dist, threshold, n)
+        if a is None:
             break
-        # Nearest neighbour of every cluster among its edges under the threshold (a cluster
-        # whose nearest neighbour is farther cannot merge this round anyway); ties go to the
-        # smaller id.
-        au, av, ad = u[act], v[act], dist[act]
-        del act
-        best = np.full(n, np.inf)
-        np.minimum.at(best, au, ad)
-        np.minimum.at(best, av, ad)
-        nn = np.full(n, n, dtype=np.int64)
-        at_best = ad == best[au]
-        np.minimum.at(nn, au[at_best], av[at_best])
-        at_best = ad == best[av]
-        np.minimum.at(nn, av[at_best], au[at_best])
-        del au, av, ad, at_best, best
-        c = np.flatnonzero(nn < n)
-        partner = nn[c]
-        mutual = (nn[partner] == c) & (c < partner)
-        a, b = c[mutual], partner[mutual]
-        del nn, c, partner, mutual
         # The closest pair overall is always mutual, so every round merges at least one pair.
         rounds += 1
         merges += a.size
@@ -614,39 +626,78 @@ def _rac_average(means: _Means, counts: np.ndarray, parent: np.ndarray, u: np.nd
         # Size-weighted distances, with the sizes before this round's merges (Lance-Williams:
         # d(A+B, X) = (|A| d(A, X) + |B| d(B, X)) / (|A| + |B|)).
         weighted = counts[du] * counts[dv] * dd
+        del dd
         total = counts[a] + counts[b]
         means.merge(a, b, counts[a] / total)
         counts[a] = total
         parent[b] = a
-        du, dv = parent[du], parent[dv]
-        loop = du != dv
-        lo = np.minimum(du[loop], dv[loop])
-        key = np.maximum(du[loop], dv[loop])
-        key += lo * n  # parent is int64, so the key is too
-        weighted = weighted[loop]
-        del du, dv, dd, loop, lo
-        order = np.argsort(key, kind="stable")
-        key, weighted = key[order], weighted[order]
-        del order
-        first = np.ones(key.size, dtype=bool)
-        np.not_equal(key[1:], key[:-1], out=first[1:])
-        starts = np.flatnonzero(first)
-        key = key[starts]
-        lo, hi = (key // n).astype(u.dtype), (key % n).astype(u.dtype)
-        del key, first
-        # A new edge's distance follows from the old ones when every pair of the parts it
-        # joins had an edge; otherwise it is computed from the two means.
-        found = np.diff(np.append(starts, weighted.size))
-        needed = (1 + touched[lo]) * (1 + touched[hi])
-        new = np.add.reduceat(weighted, starts) if starts.size else np.empty(0)
-        new /= counts[lo] * counts[hi]
-        missing = found != needed
-        new[missing] = _link_dist(means, lo[missing], hi[missing])
-        del touched, weighted, starts, found, needed, missing
+        lo, hi, new = _merged_edges(means, counts, touched, parent[du], parent[dv], weighted, u.dtype)
+        del du, dv, weighted, touched
         u = np.concatenate([u, lo])
         v = np.concatenate([v, hi])
         dist = np.concatenate([dist, new])
     return merges, rounds
+
+
+def _mutual_nearest(u: np.ndarray, v: np.ndarray, dist: np.ndarray, threshold: float, n: int
+                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The pairs ``a < b`` of clusters that are each other's nearest neighbour in the graph and
+    closer than ``threshold`` (``None, None`` when no edge is)."""
+    act = np.flatnonzero(dist < threshold)
+    if act.size == 0:
+        return None, None
+    # Nearest neighbour of every cluster among its edges under the threshold (a cluster
+    # whose nearest neighbour is farther cannot merge this round anyway); ties go to the
+    # smaller id.
+    au, av, ad = u[act], v[act], dist[act]
+    del act
+    best = np.full(n, np.inf)
+    np.minimum.at(best, au, ad)
+    np.minimum.at(best, av, ad)
+    nn = np.full(n, n, dtype=np.int64)
+    at_best = ad == best[au]
+    np.minimum.at(nn, au[at_best], av[at_best])
+    at_best = ad == best[av]
+    np.minimum.at(nn, av[at_best], au[at_best])
+    del au, av, ad, at_best, best
+    c = np.flatnonzero(nn < n)
+    partner = nn[c]
+    mutual = (nn[partner] == c) & (c < partner)
+    return c[mutual], partner[mutual]
+
+
+def _merged_edges(means: _Means, counts: np.ndarray, touched: np.ndarray, du: np.ndarray,
+                  dv: np.ndarray, weighted: np.ndarray, itype: np.dtype
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges ``lo < hi`` (type ``itype``) that the dirty edges, now between surviving ids
+    ``du, dv`` with size-weighted distances ``weighted``, become after a round's merges, and
+    their distances. ``counts`` are the merged sizes; ``touched`` marks the clusters that took
+    part in a merge."""
+    n = counts.shape[0]
+    loop = du != dv
+    lo = np.minimum(du[loop], dv[loop])
+    key = np.maximum(du[loop], dv[loop])
+    key += lo * n  # parent is int64, so the key is too
+    weighted = weighted[loop]
+    del du, dv, loop, lo
+    order = np.argsort(key, kind="stable")
+    key, weighted = key[order], weighted[order]
+    del order
+    first = np.ones(key.size, dtype=bool)
+    np.not_equal(key[1:], key[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    key = key[starts]
+    lo, hi = (key // n).astype(itype), (key % n).astype(itype)
+    del key, first
+    # A new edge's distance follows from the old ones when every pair of the parts it
+    # joins had an edge; otherwise it is computed from the two means.
+    found = np.diff(np.append(starts, weighted.size))
+    needed = (1 + touched[lo]) * (1 + touched[hi])
+    new = np.add.reduceat(weighted, starts) if starts.size else np.empty(0)
+    new /= counts[lo] * counts[hi]
+    missing = found != needed
+    new[missing] = _link_dist(means, lo[missing], hi[missing])
+    return lo, hi, new
 
 
 def _resolve(parent: np.ndarray) -> np.ndarray:
@@ -668,71 +719,3 @@ def _first_occurrence_labels(root: np.ndarray) -> np.ndarray:
     is_root = root == np.arange(root.size)
     number = np.cumsum(is_root, dtype=np.int64) - 1
     return number[root]
-
-
-def planted_embeddings(
-    n: int,
-    d: int = 256,
-    *,
-    sizes: tuple[int, int] = (20, 200),
-    within: float = 0.8,
-    between: float = 0.5,
-    seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic unit embeddings with planted speaker groups, for tests and benchmarks.
-
-    Group sizes are drawn uniformly from ``sizes`` (the last group takes what is left); rows are
-    in random order. Each group has a centre ``sqrt(between) * m + sqrt(1 - between) * g`` (``m`` a
-    direction shared by all groups, ``g`` the group's own random unit direction), and each row is
-    ``centre + noise`` normalised, the noise scaled so that two rows of one group have a cosine
-    similarity of about ``within`` and rows of different groups about ``between * within``.
-
-    Parameters
-    ----------
-    n, d : int
-        Rows and dimensions.
-    sizes : tuple of int
-        Smallest and largest group size, both included.
-    within, between : float
-        Target similarities (see above), each in (0, 1).
-    seed : int
-        Seed of :func:`numpy.random.default_rng`.
-
-    Returns
-    -------
-    emb : numpy.ndarray
-        ``float32`` (n, d), unit rows.
-    groups : numpy.ndarray
-        ``int64`` (n,), the planted group of each row, numbered in order of first occurrence.
-    """
-    if not (0 < within < 1 and 0 <= between < 1):
-        raise ValueError(f"within must be in (0, 1) and between in [0, 1), got {within}, {between}")
-    rng = np.random.default_rng(seed)
-    counts: list[int] = []
-    while sum(counts) < n:
-        counts.append(int(rng.integers(sizes[0], sizes[1] + 1)))
-    counts[-1] -= sum(counts) - n
-    g = len(counts)
-    shared = rng.standard_normal(d)
-    shared /= np.linalg.norm(shared)
-    own = rng.standard_normal((g, d))
-    own /= np.linalg.norm(own, axis=1, keepdims=True)
-    centres = math.sqrt(between) * shared + math.sqrt(1 - between) * own
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    groups = rng.permutation(np.repeat(np.arange(g), counts))
-    # |centre| = 1 and noise of norm s give cos(row_i, row_j) ~ 1 / (1 + s^2) within a group.
-    s = math.sqrt(1.0 / within - 1.0)
-    emb = np.empty((n, d), dtype=np.float32)
-    for start in range(0, n, 1 << 16):
-        lab = groups[start:start + (1 << 16)]
-        x = centres[lab] + (s / math.sqrt(d)) * rng.standard_normal((lab.size, d))
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        emb[start:start + lab.size] = x
-    return emb, _first_occurrence_labels(_resolve(_min_row_of_group(groups)))
-
-
-def _min_row_of_group(groups: np.ndarray) -> np.ndarray:
-    """For each row, the first row of its group (a ``parent`` array for :func:`_resolve`)."""
-    first = np.full(int(groups.max()) + 1, groups.size, dtype=np.int64)
-    np.minimum.at(first, groups, np.arange(groups.size))
-    return first[groups]

@@ -237,18 +237,8 @@ def scan_corpus(corpus: str, folder, include=None, exclude=(), symlinks: str = "
                 except OSError:
                     is_dir = False
                 if is_dir:
-                    here = os.path.join(real, e.name)
-                    if not link:
-                        stack.append((rel, here, departed))
-                        continue
-                    target = os.path.realpath(os.path.join(folder, rel))
-                    if symlinks == "inside" and not _inside(target, root):
-                        ignored += 1
-                        continue
-                    if any(_inside(d, target) for d in (real, *departed)):
-                        result.loops.append(rel)
-                        continue
-                    stack.append((rel, target, departed + (real,)))
+                    ignored += _enter_folder(stack, result.loops, folder, root, rel, e.name, link, real,
+                                             departed, symlinks)
                     continue
                 low = rel.lower()  # the matching, inlined: this runs once per file
                 if not (low.endswith(inc_suffixes) or (inc_regex is not None and inc_regex(low) is not None)) or (
@@ -257,13 +247,11 @@ def scan_corpus(corpus: str, folder, include=None, exclude=(), symlinks: str = "
                     ignored += 1
                     continue
                 target = ""
-                if link:
-                    target = os.path.realpath(os.path.join(folder, rel))
-                    if symlinks == "inside" and not _inside(target, root):
+                if link or departed:
+                    target = _file_target(folder, root, rel, e.name, link, real, symlinks)
+                    if target is None:
                         ignored += 1
                         continue
-                elif departed:  # reached through a folder link
-                    target = os.path.join(real, e.name)
                 try:
                     st = e.stat()
                 except OSError:
@@ -274,12 +262,45 @@ def scan_corpus(corpus: str, folder, include=None, exclude=(), symlinks: str = "
                     stamp[rel] = (st.st_ctime_ns, st.st_ino)
     result.ignored = ignored
     result.loops.sort()
+    result.files = _sorted_by_bytes(files)
+    return result
+
+
+def _enter_folder(stack: list, loops: list, folder: str, root: str, rel: str, name: str, link: bool,
+                  real: str, departed: tuple, symlinks: str) -> int:
+    """Put the folder ``rel`` (entry ``name`` of the folder whose real path is ``real``) on
+    :func:`scan_corpus`'s stack, unless it is a link the policy leaves out (returns 1, one
+    ignored entry) or a link back into a folder on its path (added to ``loops``)."""
+    if not link:
+        stack.append((rel, os.path.join(real, name), departed))
+        return 0
+    target = os.path.realpath(os.path.join(folder, rel))
+    if symlinks == "inside" and not _inside(target, root):
+        return 1
+    if any(_inside(d, target) for d in (real, *departed)):
+        loops.append(rel)
+    else:
+        stack.append((rel, target, departed + (real,)))
+    return 0
+
+
+def _file_target(folder: str, root: str, rel: str, name: str, link: bool, real: str,
+                 symlinks: str) -> str | None:
+    """Resolved path of a file that is a link or was reached through a folder link; ``None``
+    when the link policy leaves it out."""
+    if link:
+        target = os.path.realpath(os.path.join(folder, rel))
+        return None if symlinks == "inside" and not _inside(target, root) else target
+    return os.path.join(real, name)  # reached through a folder link
+
+
+def _sorted_by_bytes(files: list) -> list:
+    """``files`` sorted by path as bytes (the plain sort where every path is ASCII)."""
     if all(f.path.isascii() for f in files):
         files.sort()
     else:
         files.sort(key=lambda m: os.fsencode(m.path))
-    result.files = files
-    return result
+    return files
 
 
 def _sha256(path: str) -> str:

@@ -110,7 +110,22 @@ def stale_paths(results, expected: Expected) -> list[tuple[str, str]]:
             if os.path.lexists(p):
                 out.append((p.relative_to(results).as_posix(), why))
 
-    # per corpus: manifests, shard stores, their logs and benchmarks
+    _stale_corpora(results, expected, add)
+    _stale_shard_logs(results, expected, add)
+    _stale_per_split(results, expected, add)
+    _stale_per_label(results, expected, add)
+    _stale_exports(results, expected, add)
+    seen, unique = set(), []
+    for rel, why in sorted(out):
+        if rel not in seen and not any(rel.startswith(s + "/") for s in seen):
+            seen.add(rel)
+            unique.append((rel, why))
+    return unique
+
+
+def _stale_corpora(results: Path, expected: Expected, add) -> None:
+    """Per corpus: manifests and shard stores of corpora gone from the config, shards that hold
+    no file any more, embeddings of corpora no longer embedded."""
     for top in ("manifests", "shards"):
         entries = _entries(results / top)
         names = [e.name for e in entries]
@@ -132,6 +147,10 @@ def stale_paths(results, expected: Expected) -> list[tuple[str, str]]:
                 if os.path.lexists(emb):
                     add(emb, f"corpus '{corpus}' is no longer embedded (its label is not in embed.labels)",
                         os.listdir(folder / e.name))
+
+
+def _stale_shard_logs(results: Path, expected: Expected, add) -> None:
+    """The per-shard rules' logs and benchmarks of stale corpora and shards."""
     for kind in ("logs", "benchmarks"):
         suffix = ".log" if kind == "logs" else ".tsv"
         for rule in SHARD_RULES:
@@ -146,14 +165,26 @@ def stale_paths(results, expected: Expected) -> list[tuple[str, str]]:
                 elif rule == "embed" and e.name not in expected.speech:
                     add(base / e.name, f"corpus '{e.name}' is no longer embedded", names)
                 elif expected.shards.get(e.name) is not None:
-                    known = set(expected.shards[e.name])
-                    files = _entries(base / e.name)
-                    fnames = [f.name for f in files]
-                    for f in files:
-                        stem = f.name[: -len(suffix)] if f.name.endswith(suffix) else ""
-                        if _SHARD.match(stem) and stem not in known:
-                            add(base / e.name / f.name, f"shard {e.name}/{stem} holds no file any more", fnames)
-    # per split and label
+                    _stale_shard_files(base / e.name, suffix, set(expected.shards[e.name]), add)
+
+
+def _stale_shard_files(folder: Path, suffix: str, known: set, add) -> None:
+    """Files ``SHARD{suffix}`` in ``folder`` whose shard is not in ``known``."""
+    files = _entries(folder)
+    fnames = [f.name for f in files]
+    for f in files:
+        stem = f.name[: -len(suffix)] if f.name.endswith(suffix) else ""
+        if _SHARD.match(stem) and stem not in known:
+            add(folder / f.name, f"shard {folder.name}/{stem} holds no file any more", fnames)
+
+
+def _label_of(name: str, suffix: str) -> str:
+    """The label an entry ``LABEL{suffix}`` names ("" when it does not end in ``suffix``)."""
+    return name[: -len(suffix)] if suffix and name.endswith(suffix) else (name if not suffix else "")
+
+
+def _stale_per_split(results: Path, expected: Expected, add) -> None:
+    """Per split and label: splits and labels no longer produced."""
     per_split = {"mmap": "", "logs/assemble": ".log", "benchmarks/assemble": ".tsv",
                  "windows": "", "logs/windows": ".log", "benchmarks/windows": ".tsv",
                  "augment_audio": "", "logs/augment_audio": "", "benchmarks/augment_audio": ""}
@@ -170,16 +201,19 @@ def stale_paths(results, expected: Expected) -> list[tuple[str, str]]:
             labels = _entries(base / s.name)
             lnames = [e.name for e in labels]
             for e in labels:
-                label = e.name[: -len(suffix)] if suffix and e.name.endswith(suffix) else (e.name if not suffix else "")
+                label = _label_of(e.name, suffix)
                 if label in LABELS and label not in expected.labels:
                     add(base / s.name / e.name, f"label '{label}' has no corpus any more", lnames)
-    # per label: augmented stores, feature images
+
+
+def _stale_per_label(results: Path, expected: Expected, add) -> None:
+    """Per label: augmented stores and feature images of labels gone or no longer augmented."""
     for top, suffix in (("augmented", ""), ("logs/augment", ".log"), ("benchmarks/augment", ".tsv")):
         base = results / top
         entries = _entries(base)
         names = [e.name for e in entries]
         for e in entries:
-            label = e.name[: -len(suffix)] if suffix and e.name.endswith(suffix) else (e.name if not suffix else "")
+            label = _label_of(e.name, suffix)
             if label not in LABELS:
                 continue
             if not expected.augment:
@@ -193,6 +227,10 @@ def stale_paths(results, expected: Expected) -> list[tuple[str, str]]:
         m = re.fullmatch(r"features_(\w+)\.png", e.name)
         if m and m.group(1) in LABELS and m.group(1) not in expected.labels:
             add(report / e.name, f"label '{m.group(1)}' has no corpus any more", names)
+
+
+def _stale_exports(results: Path, expected: Expected, add) -> None:
+    """The export folders and logs of exports turned off."""
     if not expected.export:
         top = _entries(results)
         names = [e.name for e in top]
@@ -202,12 +240,6 @@ def stale_paths(results, expected: Expected) -> list[tuple[str, str]]:
         names = [e.name for e in _entries(results)]
         add(results / "openwakeword", "export.openwakeword is false", names)
         add(results / "logs" / "export_openwakeword.log", "export.openwakeword is false")
-    seen, unique = set(), []
-    for rel, why in sorted(out):
-        if rel not in seen and not any(rel.startswith(s + "/") for s in seen):
-            seen.add(rel)
-            unique.append((rel, why))
-    return unique
 
 
 def remove_paths(results, paths) -> list[str]:

@@ -224,23 +224,7 @@ def split_groups(clips: list[Clip], ratios: dict[str, float], seed: int,
     groups: dict[str, list[Clip]] = defaultdict(list)
     for c in clips:
         groups[c.group].append(c)
-    pinned: dict[str, str] = {}
-    with_fixed = sorted({c.group for c in clips if c.fixed_split})
-    for g in with_fixed:
-        members = groups[g]
-        fixed = sorted({c.fixed_split for c in members if c.fixed_split})
-        if len(fixed) > 1:
-            raise SplitError(
-                f"group {g} has clips in corpora fixed to different splits ({', '.join(fixed)}); "
-                "it cannot be kept in one split. Remove one of the fixed splits or the speaker_regex that joins them."
-            )
-        if fixed:
-            pinned[g] = fixed[0]
-            if any(not c.fixed_split for c in members):
-                warnings.append(
-                    f"group {g}: {sum(not c.fixed_split for c in members)} clips from corpora without a fixed split "
-                    f"follow the group's fixed split '{fixed[0]}'"
-                )
+    pinned = _pinned_groups(clips, groups, warnings)
     labels = sorted({c.label for c in clips})
     li = {l: i for i, l in enumerate(labels)}
     splits = [s for s in SPLITS if ratios.get(s, 0) > 0]
@@ -271,7 +255,35 @@ def split_groups(clips: list[Clip], ratios: dict[str, float], seed: int,
     if info is not None:
         info.update(fixed_groups=len(pinned), free_groups=len(free), tolerance=tolerance)
         info.setdefault("moved_from_hash_split", 0)
-    # a corpus whose clips all fall in one group cannot be split
+    return warnings + _single_group_warnings(clips, chosen)
+
+
+def _pinned_groups(clips: list[Clip], groups: dict[str, list[Clip]], warnings: list[str]) -> dict[str, str]:
+    """The split of every group holding a clip of a corpus with a fixed split; a group fixed
+    to two splits is an error, and other corpora's clips that follow a fixed split a warning."""
+    pinned: dict[str, str] = {}
+    for g in sorted({c.group for c in clips if c.fixed_split}):
+        members = groups[g]
+        fixed = sorted({c.fixed_split for c in members if c.fixed_split})
+        if len(fixed) > 1:
+            raise SplitError(
+                f"group {g} has clips in corpora fixed to different splits ({', '.join(fixed)}); "
+                "it cannot be kept in one split. Remove one of the fixed splits or the speaker_regex that joins them."
+            )
+        if fixed:
+            pinned[g] = fixed[0]
+            if any(not c.fixed_split for c in members):
+                warnings.append(
+                    f"group {g}: {sum(not c.fixed_split for c in members)} clips from corpora without a fixed split "
+                    f"follow the group's fixed split '{fixed[0]}'"
+                )
+    return pinned
+
+
+def _single_group_warnings(clips: list[Clip], chosen: dict[str, str]) -> list[str]:
+    """A warning per corpus (without a fixed split) whose clips all fall in one group: it
+    cannot be split."""
+    warnings = []
     by_corpus: dict[str, set] = defaultdict(set)
     n_corpus: Counter = Counter()
     fixed_corpus = {c.corpus for c in clips if c.fixed_split}
@@ -308,64 +320,128 @@ def _rebalance(amounts: np.ndarray, where: np.ndarray, ratios: np.ndarray, toler
     points had moved a little; ties: lowest ``priority``). An edit that changes the shares
     a little therefore changes which groups move only at the margin.
     """
-    n_groups, n_labels = amounts.shape
-    n_splits = len(ratios)
-    where = where.copy()
-    totals = amounts.sum(axis=0)
-    scale = 1.0 / np.maximum(totals, 1e-12)
-    target = ratios[:, None] * totals[None, :]
-    have = np.zeros((n_splits, n_labels))
-    np.add.at(have, where, amounts)
-    rank = np.argsort(np.argsort(priority, kind="stable"), kind="stable")
+    sh = _Shares(amounts, where, ratios, tolerance, priority, distance)
+    _into_band(sh)
+    if _cover_labels(sh, pinned_have):
+        # a group moved in for its label can push another label's shares out of the band:
+        # move again, but never a split's last group of a label that every split should hold
+        _into_band(sh, keep=_covered(sh, pinned_have))
+    return sh.where
 
-    def cost_rows(h, t):  # per split: squared excess beyond the tolerance, summed over labels
-        return np.sum(_excess((h - t) * scale, tolerance) ** 2, axis=-1)
 
+class _Shares:
+    """The amounts of every label per split (``have``) while groups move between splits, with
+    the targets, the tolerance and the move order's keys of :func:`_rebalance`."""
+
+    def __init__(self, amounts, where, ratios, tolerance, priority, distance):
+        self.amounts, self.tolerance, self.distance = amounts, tolerance, distance
+        self.where = where.copy()
+        totals = amounts.sum(axis=0)
+        self.scale = 1.0 / np.maximum(totals, 1e-12)
+        self.target = ratios[:, None] * totals[None, :]
+        self.have = np.zeros((len(ratios), amounts.shape[1]))
+        np.add.at(self.have, self.where, amounts)
+        self.rank = np.argsort(np.argsort(priority, kind="stable"), kind="stable")
+        self.has = amounts > 0
+        #: groups per split holding each label
+        self.count = np.zeros(self.have.shape, dtype=np.int64)
+        np.add.at(self.count, self.where, self.has.astype(np.int64))
+
+    def cost_rows(self, h: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Per split: squared excess beyond the tolerance, summed over labels."""
+        return np.sum(_excess((h - t) * self.scale, self.tolerance) ** 2, axis=-1)
+
+    def move(self, g: int, b: int) -> None:
+        """Group ``g`` moves to split ``b``."""
+        self.have[self.where[g]] -= self.amounts[g]
+        self.have[b] += self.amounts[g]
+        self.count[self.where[g]] -= self.has[g]
+        self.count[b] += self.has[g]
+        self.where[g] = b
+
+
+def _into_band(sh: _Shares, keep: np.ndarray | None = None) -> None:
+    """Greedy moves (see :func:`_rebalance`) until every share is within the tolerance or no
+    move brings the shares closer. ``keep[s, l]``, when given: no move takes split s's last
+    group holding label l."""
     orders: dict[tuple, list] = {}  # per set of labels outside the band: candidates per split, nearest first
     skip: dict[tuple, int] = {}
-    for _ in range(n_groups + 1):
-        rows = cost_rows(have, target)
+    for _ in range(sh.amounts.shape[0] + 1):
+        rows = sh.cost_rows(sh.have, sh.target)
         if rows.sum() <= 1e-15:
             break
         # only a group holding a label outside the band can bring the cost down
-        out = tuple(np.flatnonzero(np.any(_excess((have - target) * scale, tolerance) > 0, axis=0)))
+        dev = (sh.have - sh.target) * sh.scale
+        out = tuple(np.flatnonzero(np.any(_excess(dev, sh.tolerance) > 0, axis=0)))
         if out not in orders:
-            idx = np.flatnonzero(np.any(amounts[:, list(out)] > 0, axis=1))
-            orders[out] = [idx[np.lexsort((rank[idx], distance[idx, b]))] for b in range(n_splits)]
-        dev = (have - target) * scale
-        surplus = np.any(dev > tolerance, axis=1)  # splits that lose cost by giving a group away
-        deficit = np.any(dev < -tolerance, axis=1)  # splits that lose cost by taking one
-        best_key, best = None, None
-        for b in range(n_splits):
-            if not deficit[b] and not np.delete(surplus, b).any():
-                continue  # no move into b can help
-            order = orders[out][b]
-            # skip the leading groups already in b (reset when a group leaves b)
-            p = skip.get((out, b), 0)
-            while p < len(order) and where[order[p]] == b:
-                p += 1
-            skip[(out, b)] = p
-            for start in range(p, len(order), _CHUNK):  # the first group of the order whose move helps
-                ch = order[start:start + _CHUNK]
-                a, w = amounts[ch], where[ch]
-                gain = rows[w] + rows[b] - cost_rows(have[w] - a, target[w]) - cost_rows(have[b][None, :] + a, target[b])
-                hit = np.flatnonzero((gain > 1e-15) & (w != b))
-                if len(hit):
-                    g = int(ch[hit[0]])
-                    key = (float(distance[g, b]), int(rank[g]))
-                    if best_key is None or key < best_key:
-                        best_key, best = key, (g, b)
-                    break
+            idx = np.flatnonzero(np.any(sh.amounts[:, list(out)] > 0, axis=1))
+            orders[out] = [idx[np.lexsort((sh.rank[idx], sh.distance[idx, b]))] for b in range(len(sh.have))]
+        best = _best_move(sh, rows, dev, orders[out], skip, out, keep)
         if best is None:
             break
         g, b = best
-        for key in [k for k in skip if k[1] == where[g]]:
+        for key in [k for k in skip if k[1] == sh.where[g]]:
             skip[key] = 0
-        have[where[g]] -= amounts[g]
-        have[b] += amounts[g]
-        where[g] = b
-    # every split gets a group of each label that has enough groups for that
+        sh.move(g, b)
+
+
+def _best_move(sh: _Shares, rows: np.ndarray, dev: np.ndarray, orders: list, skip: dict, out: tuple,
+               keep: np.ndarray | None) -> tuple[int, int] | None:
+    """The next move of :func:`_into_band`: per split, the first group of its order whose move
+    there lowers the cost, and of those the one nearest its new split (then lowest rank)."""
+    surplus = np.any(dev > sh.tolerance, axis=1)  # splits that lose cost by giving a group away
+    deficit = np.any(dev < -sh.tolerance, axis=1)  # splits that lose cost by taking one
+    best_key, best = None, None
+    for b in range(len(sh.have)):
+        if not deficit[b] and not np.delete(surplus, b).any():
+            continue  # no move into b can help
+        order = orders[b]
+        # skip the leading groups already in b (reset when a group leaves b)
+        p = skip.get((out, b), 0)
+        while p < len(order) and sh.where[order[p]] == b:
+            p += 1
+        skip[(out, b)] = p
+        g = _first_helpful(sh, rows, order[p:], b, keep)
+        if g is not None:
+            key = (float(sh.distance[g, b]), int(sh.rank[g]))
+            if best_key is None or key < best_key:
+                best_key, best = key, (g, b)
+    return best
+
+
+def _first_helpful(sh: _Shares, rows: np.ndarray, order: np.ndarray, b: int,
+                   keep: np.ndarray | None) -> int | None:
+    """The first group of ``order`` whose move to split ``b`` lowers the cost (and that
+    ``keep`` allows; see :func:`_into_band`), or ``None``."""
+    for start in range(0, len(order), _CHUNK):
+        ch = order[start:start + _CHUNK]
+        a, w = sh.amounts[ch], sh.where[ch]
+        gain = (rows[w] + rows[b] - sh.cost_rows(sh.have[w] - a, sh.target[w])
+                - sh.cost_rows(sh.have[b][None, :] + a, sh.target[b]))
+        ok = (gain > 1e-15) & (w != b)
+        if keep is not None:
+            h = sh.has[ch]
+            ok &= ~np.any(h & (sh.count[w] == 1) & keep[w], axis=1)
+        hit = np.flatnonzero(ok)
+        if len(hit):
+            return int(ch[hit[0]])
+    return None
+
+
+def _covered(sh: _Shares, pinned_have: np.ndarray) -> np.ndarray:
+    """``[split, label]``: the labels with a group per split that the split holds through its
+    free groups only (a pinned group holds it for good)."""
+    return (sh.has.sum(axis=0) >= len(sh.have))[None, :] & (pinned_have <= 0)
+
+
+def _cover_labels(sh: _Shares, pinned_have: np.ndarray) -> int:
+    """Every split gets a group of each label that has enough groups for that: the move that
+    raises the squared deviations least, from a donor that keeps a group of every label it
+    gives away. Returns the number of moves."""
+    amounts, where, have, target, scale = sh.amounts, sh.where, sh.have, sh.target, sh.scale
+    n_splits, n_labels = have.shape
     has = amounts > 0
+    moves = 0
     for l in range(n_labels):
         if has[:, l].sum() < n_splits:
             continue
@@ -383,11 +459,9 @@ def _rebalance(amounts: np.ndarray, where: np.ndarray, ratios: np.ndarray, toler
                               + np.sum(((have[b] + amounts[g] - target[b]) * scale) ** 2)
                               - np.sum(((have[where[g]] - target[where[g]]) * scale) ** 2)
                               - np.sum(((have[b] - target[b]) * scale) ** 2) for g in cand])
-            g = int(cand[np.lexsort((rank[cand], after))[0]])
-            have[where[g]] -= amounts[g]
-            have[b] += amounts[g]
-            where[g] = b
-    return where
+            sh.move(int(cand[np.lexsort((sh.rank[cand], after))[0]]), b)
+            moves += 1
+    return moves
 
 
 def cap_train_groups(clips: list[Clip], cap: int, strategy: str, seed: int, emb_index, emb) -> int:

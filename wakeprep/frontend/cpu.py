@@ -133,6 +133,188 @@ def _log_scale(x, loglut):
 BLOCK = 16
 
 
+@njit(cache=True, inline="always")
+def _window(samples, s0, win, x, b):
+    """Frame ``b`` of the block: 480 samples from ``s0`` times the Q12 window into ``x[b]``;
+    returns the block scale of its FFT input (15 minus the bits of its peak)."""
+    pk = 0
+    for j in range(480):
+        v = (np.int64(samples[s0 + j]) * np.int64(win[j])) >> 12
+        x[b, j] = v
+        # |v| as an int16: -32768 stays negative and never counts
+        pk = max(pk, (v if v >= 0 else -v) & 0x7FFF)
+    return 15 - _msb(pk)
+
+
+@njit(cache=True, inline="always")
+def _fft_input(x, shift, rev, zr, zi):
+    """The packed real input (scaled up by the block shift, zero padded to 512) of the
+    256-point complex FFT, in digit-reversed order."""
+    for p in range(256):
+        q = rev[p]
+        for b in range(BLOCK):
+            sh = shift[b]
+            zr[p, b] = _w16((np.int64(x[b, 2 * q]) & 0xFFFF) << sh)
+            zi[p, b] = _w16((np.int64(x[b, 2 * q + 1]) & 0xFFFF) << sh)
+
+
+@njit(cache=True, inline="always")
+def _butterfly(zr, zi, i0, m, w1r, w1i, w2r, w2i, w3r, w3i):
+    """One radix-4 butterfly on rows ``i0 + {0, 1, 2, 3} * m`` of every frame of the block,
+    each input scaled down by 4 with rounding, int16 wrap-around on every sum."""
+    i1 = i0 + m
+    i2 = i1 + m
+    i3 = i2 + m
+    for b in range(BLOCK):
+        a0r = (np.int64(zr[i0, b]) * 8191 + 16384) >> 15
+        a0i = (np.int64(zi[i0, b]) * 8191 + 16384) >> 15
+        a1r = (np.int64(zr[i1, b]) * 8191 + 16384) >> 15
+        a1i = (np.int64(zi[i1, b]) * 8191 + 16384) >> 15
+        a2r = (np.int64(zr[i2, b]) * 8191 + 16384) >> 15
+        a2i = (np.int64(zi[i2, b]) * 8191 + 16384) >> 15
+        a3r = (np.int64(zr[i3, b]) * 8191 + 16384) >> 15
+        a3i = (np.int64(zi[i3, b]) * 8191 + 16384) >> 15
+        # |a| <= 8192 and |w| <= 32767: the products stay in int16 after rounding
+        b1r = (a1r * w1r - a1i * w1i + 16384) >> 15
+        b1i = (a1r * w1i + a1i * w1r + 16384) >> 15
+        b2r = (a2r * w2r - a2i * w2i + 16384) >> 15
+        b2i = (a2r * w2i + a2i * w2r + 16384) >> 15
+        b3r = (a3r * w3r - a3i * w3i + 16384) >> 15
+        b3i = (a3r * w3i + a3i * w3r + 16384) >> 15
+        dr = _w16(a0r - b2r)
+        di = _w16(a0i - b2i)
+        a0r = _w16(a0r + b2r)
+        a0i = _w16(a0i + b2i)
+        sr = _w16(b1r + b3r)
+        si = _w16(b1i + b3i)
+        er = _w16(b1r - b3r)
+        ei = _w16(b1i - b3i)
+        zr[i2, b] = _w16(a0r - sr)
+        zi[i2, b] = _w16(a0i - si)
+        zr[i0, b] = _w16(a0r + sr)
+        zi[i0, b] = _w16(a0i + si)
+        zr[i1, b] = _w16(dr + ei)
+        zi[i1, b] = _w16(di - er)
+        zr[i3, b] = _w16(dr - ei)
+        zi[i3, b] = _w16(di + er)
+
+
+@njit(cache=True, inline="always")
+def _fft256(zr, zi, tw):
+    """In place: the 4 radix-4 stages of the 256-point complex FFT (Q15 twiddles ``tw``)."""
+    m = 1
+    fstride = 64
+    while m < 256:
+        for s in range(0, 256, 4 * m):
+            for u in range(m):
+                t1 = u * fstride
+                _butterfly(zr, zi, s + u, m,
+                           np.int64(tw[t1, 0]), np.int64(tw[t1, 1]),
+                           np.int64(tw[2 * t1, 0]), np.int64(tw[2 * t1, 1]),
+                           np.int64(tw[3 * t1, 0]), np.int64(tw[3 * t1, 1]))
+        m *= 4
+        fstride //= 4
+
+
+@njit(cache=True, inline="always")
+def _rfft_split(zr, zi, stw, fr, fi):
+    """The real FFT's 257 bins ``fr + i fi`` from the complex FFT of the packed input."""
+    for b in range(BLOCK):
+        tr = (np.int64(zr[0, b]) * 16383 + 16384) >> 15
+        ti = (np.int64(zi[0, b]) * 16383 + 16384) >> 15
+        fr[0, b] = _w16(tr + ti)
+        fr[256, b] = _w16(tr - ti)
+        fi[0, b] = 0
+        fi[256, b] = 0
+    for k in range(1, 129):
+        vr = np.int64(stw[k - 1, 0])
+        vi = np.int64(stw[k - 1, 1])
+        for b in range(BLOCK):
+            pr = (np.int64(zr[k, b]) * 16383 + 16384) >> 15
+            pi = (np.int64(zi[k, b]) * 16383 + 16384) >> 15
+            nr = (np.int64(zr[256 - k, b]) * 16383 + 16384) >> 15
+            ni = (_w16(-np.int64(zi[256 - k, b])) * 16383 + 16384) >> 15
+            g1r = _w16(pr + nr)
+            g1i = _w16(pi + ni)
+            g2r = _w16(pr - nr)
+            g2i = _w16(pi - ni)
+            hr = _w16((g2r * vr - g2i * vi + 16384) >> 15)
+            hi = _w16((g2r * vi + g2i * vr + 16384) >> 15)
+            fr[k, b] = _w16((g1r + hr) >> 1)
+            fi[k, b] = _w16((g1i + hi) >> 1)
+            fr[256 - k, b] = _w16((g1r - hr) >> 1)
+            fi[256 - k, b] = _w16((hi - g1i) >> 1)
+
+
+@njit(cache=True, inline="always")
+def _filterbank(fr, fi, fb_start, fb_end, fb_ch, fb_w, fb_u, acc):
+    """Bin energies into the mel filterbank accumulators ``acc``; an int32 energy is read back
+    as uint64."""
+    acc[:] = 0
+    for k in range(fb_start, fb_end):
+        ch = fb_ch[k - fb_start]
+        wk = np.int64(fb_w[k - fb_start])
+        uk = np.int64(fb_u[k - fb_start])
+        for b in range(BLOCK):
+            r = np.int64(fr[k, b])
+            i = np.int64(fi[k, b])
+            e = _w32(r * r + i * i)
+            acc[ch, b] += wk * e
+            acc[ch + 1, b] += uk * e
+
+
+@njit(cache=True, inline="always")
+def _roots(acc, shift, root):
+    """Rounded square roots of the 40 channels, scaled down by each frame's block shift: exact
+    through float64 below 2**52 (one correction at most), the general routine otherwise (only
+    a wrapped int32 energy gets there)."""
+    small = True
+    for i in range(1, 41):
+        for b in range(BLOCK):
+            a = acc[i, b]
+            small &= (a >= 0) & (a < 4503599627370496)
+    if small:
+        for i in range(40):
+            for b in range(BLOCK):
+                a = acc[i + 1, b]
+                r = np.int64(np.sqrt(np.float64(a)))
+                r -= np.int64(r * r > a)
+                cap = 65535 if a < 4294967296 else 4294967295
+                r += np.int64((a - r * r > r) & (r != cap))
+                root[i, b] = r >> shift[b]
+    else:
+        for i in range(40):
+            for b in range(BLOCK):
+                root[i, b] = _sqrt_round(acc[i + 1, b]) >> shift[b]
+
+
+@njit(cache=True, inline="always")
+def _channel_code(sig, i, est, even, odd, min_remaining, lut, loglut):
+    """Code of channel ``i`` of one frame from its root ``sig``: noise reduction (updates the
+    running estimate ``est[i]``), PCAN gain control and the log scale, capped to uint16."""
+    # noise reduction
+    up = (sig << 10) & 0xFFFFFFFF
+    sm = even if (i & 1) == 0 else odd
+    e = (up * sm + est[i] * (16384 - sm)) >> 14
+    est[i] = e
+    if e > up:
+        e = up
+    floor = (sig * min_remaining) >> 14
+    sub = (up - e) >> 10
+    sig = sub if sub > floor else floor
+    # PCAN gain control
+    gain = _wide_dynamic(est[i], lut) & 0xFFFFFFFF
+    snr = ((sig * gain) >> 6) & 0xFFFFFFFF
+    if snr < 8192:
+        sig = (snr * snr) >> 20
+    else:
+        sig = (snr >> 6) - 64
+    # log scale
+    v = (sig << 3) & 0xFFFFFFFF
+    v = _log_scale(v, loglut) if v > 1 else 0
+    return v if v < 65535 else 65535
+
+
 @njit(cache=True, nogil=True)
 def _run(samples, offsets, frame_offsets, out, win, tw, stw, rev, fb_start, fb_end, fb_ch, fb_w, fb_u,
          lut, loglut, even, odd, min_remaining):
@@ -147,162 +329,21 @@ def _run(samples, offsets, frame_offsets, out, win, tw, stw, rev, fb_start, fb_e
     est = np.empty(40, np.int64)
     root = np.empty((40, B), np.int64)
     for c in range(len(offsets) - 1):
-        base = offsets[c]
         est[:] = 0
         nf = frame_offsets[c + 1] - frame_offsets[c]
         for f0 in range(0, nf, B):
             nb = min(B, nf - f0)
-            # window (Q12) and each frame's block scale of the FFT input
             for b in range(nb):
-                s0 = base + 160 * (f0 + b)
-                pk = 0
-                for j in range(480):
-                    v = (np.int64(samples[s0 + j]) * np.int64(win[j])) >> 12
-                    x[b, j] = v
-                    # |v| as an int16: -32768 stays negative and never counts
-                    pk = max(pk, (v if v >= 0 else -v) & 0x7FFF)
-                shift[b] = 15 - _msb(pk)
-            # 256-point complex FFT of the packed real input (scaled up by the block shift, zero
-            # padded to 512): digit-reversed order, then 4 radix-4 stages
-            for p in range(256):
-                q = rev[p]
-                for b in range(B):
-                    sh = shift[b]
-                    zr[p, b] = _w16((np.int64(x[b, 2 * q]) & 0xFFFF) << sh)
-                    zi[p, b] = _w16((np.int64(x[b, 2 * q + 1]) & 0xFFFF) << sh)
-            m = 1
-            fstride = 64
-            while m < 256:
-                for s in range(0, 256, 4 * m):
-                    for u in range(m):
-                        i0 = s + u
-                        i1 = i0 + m
-                        i2 = i1 + m
-                        i3 = i2 + m
-                        t1 = u * fstride
-                        w1r = np.int64(tw[t1, 0])
-                        w1i = np.int64(tw[t1, 1])
-                        w2r = np.int64(tw[2 * t1, 0])
-                        w2i = np.int64(tw[2 * t1, 1])
-                        w3r = np.int64(tw[3 * t1, 0])
-                        w3i = np.int64(tw[3 * t1, 1])
-                        for b in range(B):
-                            a0r = (np.int64(zr[i0, b]) * 8191 + 16384) >> 15
-                            a0i = (np.int64(zi[i0, b]) * 8191 + 16384) >> 15
-                            a1r = (np.int64(zr[i1, b]) * 8191 + 16384) >> 15
-                            a1i = (np.int64(zi[i1, b]) * 8191 + 16384) >> 15
-                            a2r = (np.int64(zr[i2, b]) * 8191 + 16384) >> 15
-                            a2i = (np.int64(zi[i2, b]) * 8191 + 16384) >> 15
-                            a3r = (np.int64(zr[i3, b]) * 8191 + 16384) >> 15
-                            a3i = (np.int64(zi[i3, b]) * 8191 + 16384) >> 15
-                            # |a| <= 8192 and |w| <= 32767: the products stay in int16 after rounding
-                            b1r = (a1r * w1r - a1i * w1i + 16384) >> 15
-                            b1i = (a1r * w1i + a1i * w1r + 16384) >> 15
-                            b2r = (a2r * w2r - a2i * w2i + 16384) >> 15
-                            b2i = (a2r * w2i + a2i * w2r + 16384) >> 15
-                            b3r = (a3r * w3r - a3i * w3i + 16384) >> 15
-                            b3i = (a3r * w3i + a3i * w3r + 16384) >> 15
-                            dr = _w16(a0r - b2r)
-                            di = _w16(a0i - b2i)
-                            a0r = _w16(a0r + b2r)
-                            a0i = _w16(a0i + b2i)
-                            sr = _w16(b1r + b3r)
-                            si = _w16(b1i + b3i)
-                            er = _w16(b1r - b3r)
-                            ei = _w16(b1i - b3i)
-                            zr[i2, b] = _w16(a0r - sr)
-                            zi[i2, b] = _w16(a0i - si)
-                            zr[i0, b] = _w16(a0r + sr)
-                            zi[i0, b] = _w16(a0i + si)
-                            zr[i1, b] = _w16(dr + ei)
-                            zi[i1, b] = _w16(di - er)
-                            zr[i3, b] = _w16(dr - ei)
-                            zi[i3, b] = _w16(di + er)
-                m *= 4
-                fstride //= 4
-            # split into the real FFT's 257 bins
-            for b in range(B):
-                tr = (np.int64(zr[0, b]) * 16383 + 16384) >> 15
-                ti = (np.int64(zi[0, b]) * 16383 + 16384) >> 15
-                fr[0, b] = _w16(tr + ti)
-                fr[256, b] = _w16(tr - ti)
-                fi[0, b] = 0
-                fi[256, b] = 0
-            for k in range(1, 129):
-                vr = np.int64(stw[k - 1, 0])
-                vi = np.int64(stw[k - 1, 1])
-                for b in range(B):
-                    pr = (np.int64(zr[k, b]) * 16383 + 16384) >> 15
-                    pi = (np.int64(zi[k, b]) * 16383 + 16384) >> 15
-                    nr = (np.int64(zr[256 - k, b]) * 16383 + 16384) >> 15
-                    ni = (_w16(-np.int64(zi[256 - k, b])) * 16383 + 16384) >> 15
-                    g1r = _w16(pr + nr)
-                    g1i = _w16(pi + ni)
-                    g2r = _w16(pr - nr)
-                    g2i = _w16(pi - ni)
-                    hr = _w16((g2r * vr - g2i * vi + 16384) >> 15)
-                    hi = _w16((g2r * vi + g2i * vr + 16384) >> 15)
-                    fr[k, b] = _w16((g1r + hr) >> 1)
-                    fi[k, b] = _w16((g1i + hi) >> 1)
-                    fr[256 - k, b] = _w16((g1r - hr) >> 1)
-                    fi[256 - k, b] = _w16((hi - g1i) >> 1)
-            # energies into the mel filterbank; an int32 energy is read back as uint64
-            acc[:] = 0
-            for k in range(fb_start, fb_end):
-                ch = fb_ch[k - fb_start]
-                wk = np.int64(fb_w[k - fb_start])
-                uk = np.int64(fb_u[k - fb_start])
-                for b in range(B):
-                    r = np.int64(fr[k, b])
-                    i = np.int64(fi[k, b])
-                    e = _w32(r * r + i * i)
-                    acc[ch, b] += wk * e
-                    acc[ch + 1, b] += uk * e
-            # rounded square roots: exact through float64 below 2**52 (one correction at
-            # most), the general routine otherwise (only a wrapped int32 energy gets there)
-            small = True
-            for i in range(1, 41):
-                for b in range(B):
-                    a = acc[i, b]
-                    small &= (a >= 0) & (a < 4503599627370496)
-            if small:
-                for i in range(40):
-                    for b in range(B):
-                        a = acc[i + 1, b]
-                        r = np.int64(np.sqrt(np.float64(a)))
-                        r -= np.int64(r * r > a)
-                        cap = 65535 if a < 4294967296 else 4294967295
-                        r += np.int64((a - r * r > r) & (r != cap))
-                        root[i, b] = r >> shift[b]
-            else:
-                for i in range(40):
-                    for b in range(B):
-                        root[i, b] = _sqrt_round(acc[i + 1, b]) >> shift[b]
+                shift[b] = _window(samples, offsets[c] + 160 * (f0 + b), win, x, b)
+            _fft_input(x, shift, rev, zr, zi)
+            _fft256(zr, zi, tw)
+            _rfft_split(zr, zi, stw, fr, fi)
+            _filterbank(fr, fi, fb_start, fb_end, fb_ch, fb_w, fb_u, acc)
+            _roots(acc, shift, root)
             for b in range(nb):
                 row = frame_offsets[c] + f0 + b
                 for i in range(40):
-                    sig = root[i, b]
-                    # noise reduction
-                    up = (sig << 10) & 0xFFFFFFFF
-                    sm = even if (i & 1) == 0 else odd
-                    e = (up * sm + est[i] * (16384 - sm)) >> 14
-                    est[i] = e
-                    if e > up:
-                        e = up
-                    floor = (sig * min_remaining) >> 14
-                    sub = (up - e) >> 10
-                    sig = sub if sub > floor else floor
-                    # PCAN gain control
-                    gain = _wide_dynamic(est[i], lut) & 0xFFFFFFFF
-                    snr = ((sig * gain) >> 6) & 0xFFFFFFFF
-                    if snr < 8192:
-                        sig = (snr * snr) >> 20
-                    else:
-                        sig = (snr >> 6) - 64
-                    # log scale
-                    v = (sig << 3) & 0xFFFFFFFF
-                    v = _log_scale(v, loglut) if v > 1 else 0
-                    out[row, i] = v if v < 65535 else 65535
+                    out[row, i] = _channel_code(root[i, b], i, est, even, odd, min_remaining, lut, loglut)
 
 
 _TABLES = None
