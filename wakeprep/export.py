@@ -319,7 +319,7 @@ def export_microwakeword(sources: dict, out_dir, settings: ExportSettings, *, au
 
 
 def _window_summary(paths) -> dict:
-    from .summary import summarise_windows
+    from .stats import summarise_windows
 
     reports = []
     for p in paths:
