@@ -35,6 +35,7 @@ CATEGORIES = {
     "6. Run times": "read from the",
 }
 REPORT_FILES = file_names(LABELS)
+REPORT_RULES = ["report" if name == "summary" else f"report_{name}" for name in SECTIONS]
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +134,7 @@ def test_rerun_gives_the_same_bytes(reported, tmp_path):
     work, _, _, _ = reported
     out = work / "results" / "report"
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    run_snakemake(work, "--forcerun", "report")
+    run_snakemake(work, "--forcerun", *REPORT_RULES)
     after = {p.name: p.read_bytes() for p in out.iterdir()}
     assert sorted(after) == sorted(before)
     changed = [name for name in before if before[name] != after[name]]
@@ -309,6 +310,13 @@ def test_stats_round_trip_through_json(stats, tmp_path):
     assert RunStats.from_json(without_split.to_json()) == without_split
 
 
+def test_a_summary_of_another_format_is_refused(tmp_path):
+    old = tmp_path / "summary.json"
+    old.write_text(json.dumps({"files": 1, "ok": 1, "rejected": 0}))  # before the format key
+    with pytest.raises(ValueError, match=r"summary\.json: summary format None, not 1: .*--forcerun summary"):
+        RunStats.read(old)
+
+
 def test_cluster_split_counts_use_the_same_tally():
     got = split_label_counts((r["split"], r["label"], r["use"] == "1", float(r["duration_s"])) for r in SPLIT_ROWS)
     assert list(got) == ["test/positive", "train/background", "train/positive", "validation/positive"]
@@ -414,6 +422,28 @@ def test_sections_match_the_rules_and_captions():
             assert (REPO / "report" / f.caption).is_file(), f.caption
     names = file_names(["positive", "noise"])
     assert "features_positive.png" in names and "features_noise.png" in names and len(names) == len(set(names))
+
+
+def test_features_section_shows_each_labels_own_augmented_copies(tmp_path):
+    """Augmented folders are matched to labels by name: a resource label (noise) that sorts
+    before a training label gets no copies, and the training label gets its own."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    for label in ("noise", "positive"):
+        with RaggedWriter(tmp_path / "mmap" / label / "features", np.uint16, (40,)) as w:
+            for i in range(3):
+                w.append(f"{label}/{i}", rng.integers(0, 400, (50, 40), dtype=np.uint16))
+    with RaggedWriter(tmp_path / "augmented" / "positive" / "part-0000", np.uint16, (40,)) as w:
+        for i in range(3):
+            for c in range(2):
+                w.append(f"positive/{i}#aug{c}", rng.integers(0, 400, (50, 40), dtype=np.uint16))
+    out = _outputs(tmp_path, "features", ["noise", "positive"])
+    write_section("features", out, assembled=[tmp_path / "mmap" / "noise", tmp_path / "mmap" / "positive"],
+                  pairs=[["train", "noise"], ["train", "positive"]], labels=["noise", "positive"],
+                  augmented=[tmp_path / "augmented" / "positive"], seed=1)
+    widths = [Image.open(p).size[0] for p in out["features"]]
+    assert widths[1] > 2 * widths[0], widths  # positive: the original and two copies; noise: the original
 
 
 def test_runtime_rows_put_the_slowest_rule_first(tmp_path):

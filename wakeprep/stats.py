@@ -38,6 +38,8 @@ MAX_REJECTED_ROWS = 300
 DETAIL_CHARS = 200
 #: Columns of a rejected file's row.
 REJECTED_COLUMNS = ("clip_id", "corpus", "source", "reason", "detail")
+#: Version of the layout of ``summary.json``; a file of another version is refused.
+FORMAT = 1
 #: microWakeWord's ambient set of each split.
 MWW_AMBIENT = {"train": "training", "validation": "validation_ambient", "test": "testing_ambient"}
 
@@ -208,6 +210,7 @@ class RunStats:
     the split table are None (or empty) without it.
     """
 
+    format: int = FORMAT
     files: int = 0
     ok: int = 0
     rejected: int = 0
@@ -231,6 +234,9 @@ class RunStats:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "RunStats":
+        if d.get("format") != FORMAT:
+            raise ValueError(f"summary format {d.get('format')}, not {FORMAT}: written by another version of "
+                             f"wakeprep (run rule summary again: snakemake --forcerun summary)")
         d = dict(d)
         d["corpora"] = {k: CorpusCount(**v) for k, v in d.get("corpora", {}).items()}
         d["labels"] = {k: Total(**v) for k, v in d.get("labels", {}).items()}
@@ -247,9 +253,13 @@ class RunStats:
 
     @classmethod
     def read(cls, path) -> "RunStats":
-        """Read ``summary.json``."""
+        """Read ``summary.json``; ValueError naming ``path`` when it is of another format."""
         with open(path, encoding="utf-8") as f:
-            return cls.from_json(f.read())
+            text = f.read()
+        try:
+            return cls.from_json(text)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
 
     def ordered_splits(self) -> list[tuple[str, dict]]:
         """``(split, {label: Count})`` in train, validation, test order."""
