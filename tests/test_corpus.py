@@ -147,11 +147,12 @@ def test_corpus_path_that_is_a_file_says_so(tmp_path):
 
 
 def test_summary_lists_an_empty_corpus_with_zero_files():
-    from wakeprep.summary import format_summary, summarise
+    from wakeprep.stats import CorpusCount, compute_stats
+    from wakeprep.summary import format_summary
 
     rows = [{"corpus": "a", "label": "positive", "status": "ok", "duration_s": "1.0", "reason": ""}]
-    s = summarise(rows, {"a": "positive", "e": "background"})
-    assert s["corpora"]["e"] == {"files": 0, "ok": 0, "rejected": 0, "hours": 0.0, "label": "background"}
+    s = compute_stats(rows, corpora={"a": "positive", "e": "background"})
+    assert s.corpora["e"] == CorpusCount("background", files=0, ok=0, rejected=0, hours=0.0)
     assert any(line.split()[:3] == ["e", "background", "0"] for line in format_summary(s).splitlines())
 
 

@@ -46,6 +46,7 @@ PROVIDERS: dict[str, set[str]] = {
     "librosa": {"librosa"},
     "matplotlib": {"matplotlib", "matplotlib-base"},
     "PIL": {"pillow"},
+    "jinja2": {"jinja2"},
     "mmap_ninja": {"mmap-ninja"},
     "cupy": {"cupy", "cupy-core", "cupy-cuda12x", "cupy-cuda13x"},
     "cupyx": {"cupy", "cupy-core", "cupy-cuda12x", "cupy-cuda13x"},

@@ -270,20 +270,19 @@ def test_demo_ambient_sets_are_not_empty(demo):
 
 
 def test_summary_states_ambient_hours_and_warns_for_an_empty_split():
-    from wakeprep.summary import format_summary, summarise_ambient
+    from wakeprep.stats import Groups, RunStats, ambient_stats
+    from wakeprep.summary import format_summary
 
     rows = [{"label": "background", "use": "1", "split": "train", "duration_s": "1800"},
             {"label": "background", "use": "1", "split": "validation", "duration_s": "360"},
             {"label": "background", "use": "0", "split": "test", "duration_s": "360"},
             {"label": "positive", "use": "1", "split": "test", "duration_s": "2"}]
-    amb = summarise_ambient(rows)
-    assert amb["hours"] == {"train": 0.5, "validation": 0.1, "test": 0.0}
-    assert amb["warnings"] == ["warning: split 'test' has no background audio: microWakeWord's testing_ambient set "
+    amb = ambient_stats(rows)
+    assert amb.hours == {"train": 0.5, "validation": 0.1, "test": 0.0}
+    assert amb.warnings == ["warning: split 'test' has no background audio: microWakeWord's testing_ambient set "
                                "is empty, so false accepts per hour cannot be measured on it"]
-    text = format_summary({"files": 0, "ok": 0, "rejected": 0, "rejected_by_reason": {}, "corpora": {}, "labels": {},
-                           "splits": {}, "groups": {"groups": 0, "largest": 0, "median": 0, "by_kind":
-                                                    {"spk": 0, "clu": 0, "clip": 0}}, "ambient": amb})
+    text = format_summary(RunStats(groups=Groups(), ambient=amb))
     assert "ambient hours (background): train 0.5000   validation 0.1000   test 0.0000" in text
-    assert amb["warnings"][0] in text
-    none = summarise_ambient(rows[3:])
-    assert len(none["warnings"]) == 1 and none["warnings"][0].startswith("warning: no background audio in any split")
+    assert amb.warnings[0] in text
+    none = ambient_stats(rows[3:])
+    assert len(none.warnings) == 1 and none.warnings[0].startswith("warning: no background audio in any split")

@@ -1,6 +1,7 @@
-"""The dataset report: rule ``report`` on a small corpus, the run summary against the
-stores and tables, ``snakemake --report`` (HTML and zip), byte-identical plots, and the
-page rendered by a headless Chromium."""
+"""The run statistics and the report: :class:`wakeprep.stats.RunStats` computed from small
+known tables, its renderings (summary.txt, the report's pages, tables and plots), the
+section table, and one workflow run on a small corpus through ``snakemake --report`` (HTML
+and zip), byte-identical plots, and the page rendered by a headless Chromium."""
 
 import csv
 import json
@@ -8,21 +9,24 @@ import shutil
 import subprocess
 import time
 import zipfile
-from collections import Counter
 
 import numpy as np
 import pytest
 
-from helpers import make_small_corpus, run_snakemake, tone, workflow_config, write_audio
-from wakeprep.report import embedding_sample, feature_examples, pca_2d, plot_embeddings, read_benchmarks
+from helpers import REPO, make_small_corpus, run_snakemake, tone, workflow_config, write_audio
+from wakeprep.report import SECTIONS, file_names, write_section
+from wakeprep.report.plots_features import feature_examples
+from wakeprep.report.plots_runtimes import read_benchmarks, runtime_rows
+from wakeprep.report.plots_speakers import embedding_sample, pca_2d, plot_embeddings
+from wakeprep.stats import RunStats, compute_stats, size_bin, size_bin_name, split_label_counts
 from wakeprep.store import RaggedStore, RaggedWriter
-from wakeprep.table import read_table
+from wakeprep.summary import format_summary
 
 SPLITS = ("train", "validation", "test")
 LABELS = ("background", "positive")  # speech is positive, noise is background
 PNG = b"\x89PNG\r\n\x1a\n"
 #: Each section of the report: its category and a phrase of its caption or content.
-SECTIONS = {
+CATEGORIES = {
     "1. Overview": "clips and hours per corpus, label and split",
     "2. Clip durations": "Clip duration histograms per label",
     "3. Rejected files": "Rejected files per reason",
@@ -30,11 +34,8 @@ SECTIONS = {
     "5. Features": "Micro-frontend features of a few clips",
     "6. Run times": "read from the",
 }
-REPORT_FILES = [
-    "summary.html", "counts.html", "counts.csv", "hours.png", "durations.png", "rejected.png",
-    "rejected.html", "rejected.csv", "group_sizes.png", "leakage.html", "embeddings.png",
-    "runtimes.png", "runtimes.html", "runtimes.csv", *[f"features_{l}.png" for l in LABELS],
-]
+REPORT_FILES = file_names(LABELS)
+REPORT_RULES = ["report" if name == "summary" else f"report_{name}" for name in SECTIONS]
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +73,11 @@ def test_report_rule_writes_every_file(reported):
 
 
 @pytest.mark.slow
-def test_summary_numbers_equal_stores_and_tables(reported):
+def test_summary_numbers_equal_the_stores(reported):
     work, _, proc, _ = reported
     res = work / "results"
     s = json.loads((res / "summary.json").read_text())
-    table = list(read_table(res / "clips.tsv"))
-    assert s["files"] == len(table) == 8 + 3 + 2
-    assert s["ok"] == sum(r["status"] == "ok" for r in table)
-    assert s["rejected_by_reason"] == dict(Counter(r["reason"] for r in table if r["status"] != "ok"))
+    assert s["files"] == 8 + 3 + 2 and s["ok"] == 8 + 3
     assert s["rejected_by_reason"] == {"empty": 1, "too_short": 1}
     # clips and hours per split and label: the assembled stores
     total = 0
@@ -92,13 +90,7 @@ def test_summary_numbers_equal_stores_and_tables(reported):
             assert cell["hours"] == pytest.approx(int(audio.lengths.sum()) / 16000 / 3600, abs=1e-6), (split, label)
             total += len(feats)
     assert total == s["ok"]
-    # groups: the split table
-    split_rows = list(read_table(res / "split" / "split.tsv"))
-    groups = Counter(r["group"] for r in split_rows)
-    assert s["groups"]["groups"] == len(groups)
-    assert s["groups"]["largest"] == max(groups.values())
-    assert s["groups"]["by_kind"]["spk"] == len({r["speaker"] for r in split_rows if r["speaker"]}) == 2
-    assert s["groups"]["by_kind"]["clip"] == 3  # each noise clip is a group of its own
+    assert s["groups"]["by_kind"]["spk"] == 2 and s["groups"]["by_kind"]["clip"] == 3  # a noise clip: a group
     assert s["leakage"]["passed"] is True
     # the text printed at the end of the run and written to summary.txt
     text = (res / "summary.txt").read_text()
@@ -109,21 +101,14 @@ def test_summary_numbers_equal_stores_and_tables(reported):
         for label in LABELS:
             cell = s["splits"][split][label]
             assert f"{split:<11} {label:<14} {cell['clips']:>7} {cell['hours']:>9.4f}" in text
-    assert f"speaker groups: {len(groups)} " in text and "leakage check: passed" in text
-    # the report's counts table agrees with the split table
-    counts = list(csv.DictReader(open(res / "report" / "counts.csv", encoding="utf-8")))
-    assert sum(int(r["clips"]) for r in counts) == s["ok"]
-    for r in counts:
-        assert int(r["clips"]) == sum(
-            1 for x in split_rows if (x["corpus"], x["label"], x["split"], x["use"]) == (r["corpus"], r["label"], r["split"], "1")
-        )
+    assert f"speaker groups: {s['groups']['groups']} " in text and "leakage check: passed" in text
 
 
 @pytest.mark.slow
 def test_html_report_has_every_section(reported):
     work, _, _, seconds = reported
     page = (work / "report.html").read_text(encoding="utf-8")
-    for category, phrase in SECTIONS.items():
+    for category, phrase in CATEGORIES.items():
         assert f'"{category}"' in page, category
         assert phrase in page, phrase
     for name in REPORT_FILES:
@@ -149,7 +134,7 @@ def test_rerun_gives_the_same_bytes(reported, tmp_path):
     work, _, _, _ = reported
     out = work / "results" / "report"
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    run_snakemake(work, "--forcerun", "report")
+    run_snakemake(work, "--forcerun", *REPORT_RULES)
     after = {p.name: p.read_bytes() for p in out.iterdir()}
     assert sorted(after) == sorted(before)
     changed = [name for name in before if before[name] != after[name]]
@@ -222,7 +207,282 @@ def test_page_renders_in_headless_chromium(reported, tmp_path):
     assert dom.count("6. Run times") > raw.count("6. Run times"), "the results menu was not rendered"
 
 
+
 # --------------------------------------------------------------------------- fast unit tests
+
+
+# clip table: 6 files of corpora a (positive) and b (background); e (negative) is configured but empty
+CLIP_ROWS = [
+    {"clip_id": "a/1", "corpus": "a", "label": "positive", "status": "ok", "duration_s": "1.0", "source": "1.wav"},
+    {"clip_id": "a/2", "corpus": "a", "label": "positive", "status": "ok", "duration_s": "3.0", "source": "2.wav"},
+    {"clip_id": "a/3", "corpus": "a", "label": "positive", "status": "rejected", "reason": "empty", "source": "3.wav",
+     "detail": "x" * 300, "duration_s": ""},
+    {"clip_id": "b/1", "corpus": "b", "label": "background", "status": "ok", "duration_s": "1800", "source": "1.wav"},
+    {"clip_id": "b/2", "corpus": "b", "label": "background", "status": "rejected", "reason": "too_short",
+     "source": "2.wav", "detail": "0.02 s", "duration_s": ""},
+    {"clip_id": "b/3", "corpus": "b", "label": "background", "status": "rejected", "reason": "empty",
+     "source": "<b>.wav", "detail": "", "duration_s": ""},
+]
+CORPORA = {"a": "positive", "b": "background", "e": "negative"}
+
+
+def _split(cid, label, group, split, use, seconds):
+    return {"clip_id": cid, "corpus": cid.split("/")[0], "label": label, "group": group, "split": split,
+            "use": use, "duration_s": str(seconds)}
+
+
+# split table: groups spk:x (2 clips, one unused), clu:a/4 (1), clip:b/1 (1), spk:y (5 clips)
+SPLIT_ROWS = [
+    _split("a/1", "positive", "spk:x", "train", "1", 1.0),
+    _split("a/2", "positive", "spk:x", "train", "0", 3.0),
+    _split("a/4", "positive", "clu:a/4", "validation", "1", 2.0),
+    _split("b/1", "background", "clip:b/1", "train", "1", 1800),
+    *[_split(f"c/{i}", "positive", "spk:y", "test", "1", 1.0) for i in range(5)],
+]
+SPLIT_REPORT = {
+    "leakage_check": {"passed": True, "groups_in_several_splits": []},
+    "leakage_audit": {"checked": 6, "threshold": 0.9, "per_split_label": {
+        "validation/positive": {"clips": 1, "above": 1, "fraction_above": 1.0},
+        "test/positive": {"clips": 5, "above": 2, "fraction_above": 0.4}},
+        "worst_pairs": [{"similarity": 0.97, "split": "test", "clip": "c/1", "group": "spk:y",
+                         "nearest_train_clip": "a/1", "train_group": "spk:x"}]},
+    "clustering": {"method": "exact"},
+    "warnings": ["a warning"],
+}
+
+
+@pytest.fixture
+def stats():
+    return compute_stats(CLIP_ROWS, SPLIT_ROWS, SPLIT_REPORT, corpora=CORPORA)
+
+
+def test_size_bins_are_powers_of_two():
+    assert [size_bin(n) for n in (0, 1, 2, 3, 4, 5, 8, 9, 100)] == [1, 1, 2, 4, 4, 8, 8, 16, 128]
+    assert [size_bin_name(b) for b in (1, 2, 4, 8, 128)] == ["1", "2", "3-4", "5-8", "65-128"]
+
+
+def test_stats_of_the_clip_table(stats):
+    assert (stats.files, stats.ok, stats.rejected) == (6, 3, 3)
+    assert stats.rejected_by_reason == {"empty": 2, "too_short": 1}
+    assert stats.rejected_by_corpus == {"empty": {"a": 1, "b": 1}, "too_short": {"b": 1}}
+    assert [r["clip_id"] for r in stats.rejected_first] == ["a/3", "b/2", "b/3"]
+    assert len(stats.rejected_first[0]["detail"]) == 200
+    a, b, e = (stats.corpora[k] for k in "abe")
+    assert (a.label, a.files, a.ok, a.rejected, a.hours) == ("positive", 3, 2, 1, round(4 / 3600, 6))
+    assert (b.files, b.ok, b.hours) == (3, 1, 0.5)
+    assert (e.label, e.files, e.ok, e.hours) == ("negative", 0, 0, 0.0)  # configured, no file
+    assert {k: (v.clips, v.hours) for k, v in stats.labels.items()} == {
+        "background": (1, 0.5), "negative": (0, 0.0), "positive": (2, round(4 / 3600, 6))}
+    d = stats.durations["positive"]
+    assert (d.clips, d.median, d.shortest, d.longest, sum(d.counts)) == (2, 2.0, 1.0, 3.0, 2)
+    assert d.edges[0] == 1.0 and d.edges[-1] == 3.0 and len(d.edges) == len(d.counts) + 1 and not d.log_x
+    assert sorted(stats.durations) == ["background", "positive"]
+
+
+def test_stats_of_the_split_table(stats):
+    cell = {(s, l): (c.clips, c.hours, c.unused) for s, per in stats.splits.items() for l, c in per.items()}
+    assert cell == {
+        ("train", "positive"): (1, round(1 / 3600, 6), 1), ("train", "background"): (1, 0.5, 0),
+        ("validation", "positive"): (1, round(2 / 3600, 6), 0), ("validation", "background"): (0, 0.0, 0),
+        ("test", "positive"): (5, round(5 / 3600, 6), 0), ("test", "background"): (0, 0.0, 0),
+    }
+    assert [s for s, _ in stats.ordered_splits()] == list(SPLITS)
+    assert [(c.corpus, c.label, c.split, c.clips, c.unused) for c in stats.cells] == [
+        ("a", "positive", "train", 1, 1), ("a", "positive", "validation", 1, 0),
+        ("b", "background", "train", 1, 0), ("c", "positive", "test", 5, 0)]
+    g = stats.groups
+    assert (g.groups, g.smallest, g.median, g.mean, g.largest) == (4, 1, 1.5, 2.25, 5)
+    assert g.by_kind == {"spk": 2, "clu": 1, "clip": 1}
+    assert g.size_bins == {"clip": {"1": 1}, "clu": {"1": 1}, "spk": {"2": 1, "8": 1}}
+    assert stats.ambient.hours == {"train": 0.5, "validation": 0.0, "test": 0.0}
+    assert [w.split("'")[1] for w in stats.ambient.warnings] == ["validation", "test"]
+    leak = stats.leakage
+    assert (leak.passed, leak.audit_checked, leak.audit_above, leak.audit_threshold) == (True, 6, 3, 0.9)
+    assert leak.clustering == {"method": "exact"} and leak.warnings == ["a warning"]
+
+
+def test_stats_round_trip_through_json(stats, tmp_path):
+    text = stats.to_json()
+    assert RunStats.from_json(text) == stats
+    assert json.loads(text)["splits"]["test"]["positive"] == {"clips": 5, "hours": round(5 / 3600, 6), "unused": 0}
+    without_split = compute_stats(CLIP_ROWS)
+    assert without_split.groups is None and without_split.splits == {}
+    assert RunStats.from_json(without_split.to_json()) == without_split
+
+
+def test_a_summary_of_another_format_is_refused(tmp_path):
+    old = tmp_path / "summary.json"
+    old.write_text(json.dumps({"files": 1, "ok": 1, "rejected": 0}))  # before the format key
+    with pytest.raises(ValueError, match=r"summary\.json: summary format None, not 1: .*--forcerun summary"):
+        RunStats.read(old)
+
+
+def test_cluster_split_counts_use_the_same_tally():
+    got = split_label_counts((r["split"], r["label"], r["use"] == "1", float(r["duration_s"])) for r in SPLIT_ROWS)
+    assert list(got) == ["test/positive", "train/background", "train/positive", "validation/positive"]
+    assert got["train/positive"] == {"clips": 1, "hours": round(1 / 3600, 6), "unused": 1}
+
+
+def test_summary_text_renders_the_stats(stats):
+    lines = format_summary(stats).splitlines()
+    assert "files seen: 6   ok: 3   rejected: 3" in lines
+    assert "  rejected empty: 2" in lines and "  rejected too_short: 1" in lines
+    assert any(line.split() == ["e", "negative", "0", "0", "0", "0.0000"] for line in lines)
+    assert f"{'train':<11} {'positive':<14} {1:>7} {0.0003:>9.4f} {1:>7}" in lines
+    assert ("speaker groups: 4 (known speakers 2, clusters 1, single clips 1); largest 5 clips, median 1.5"
+            in lines)
+    assert "ambient hours (background): train 0.5000   validation 0.0000   test 0.0000" in lines
+    assert "leakage check: passed" in lines
+    assert "leakage audit: 3 of 6 validation/test clips have a training clip more similar than 0.9" in lines
+    only_clips = format_summary(compute_stats(CLIP_ROWS))
+    assert "speaker groups" not in only_clips and "leakage" not in only_clips
+
+
+def test_every_rejected_corpus_is_warned_about():
+    rows = [dict(r, status="rejected", reason="empty") for r in CLIP_ROWS if r["corpus"] == "b"]
+    assert "  warning: every file of corpus 'b' was rejected" in format_summary(compute_stats(rows)).splitlines()
+
+
+def _outputs(tmp_path, name, labels=LABELS):
+    return {f.key: ([tmp_path / f.name.format(label=l) for l in labels] if f.per_label else tmp_path / f.name)
+            for f in SECTIONS[name].files}
+
+
+@pytest.fixture
+def summary_json(stats, tmp_path):
+    path = tmp_path / "summary.json"
+    path.write_text(stats.to_json())
+    return path
+
+
+def test_counts_section_renders_the_stats(summary_json, tmp_path):
+    out = _outputs(tmp_path, "counts")
+    write_section("counts", out, summary=summary_json)
+    rows = list(csv.DictReader(open(out["counts_csv"], encoding="utf-8")))
+    assert [(r["corpus"], r["split"], r["clips"], r["unused"]) for r in rows] == [
+        ("a", "train", "1", "1"), ("a", "validation", "1", "0"), ("b", "train", "1", "0"), ("c", "test", "5", "0")]
+    page = out["counts_html"].read_text()
+    assert page.count("<table>") == 3 and "<caption>Files per corpus</caption>" in page
+    # the label x split table: positive has 1, 1 and 5 clips in use in train, validation, test
+    assert ('<td>positive</td><td class="num">1</td><td class="num">0.0003</td><td class="num">1</td>'
+            '<td class="num">0.0006</td><td class="num">5</td><td class="num">0.0014</td>') in page
+    assert out["hours"].read_bytes()[:8] == PNG
+
+
+def test_rejects_section_escapes_paths(summary_json, tmp_path):
+    out = _outputs(tmp_path, "rejects")
+    write_section("rejects", out, summary=summary_json)
+    page = out["rejected_html"].read_text()
+    assert "3 files rejected" in page and "&lt;b&gt;.wav" in page and "<b>.wav" not in page
+    rows = list(csv.DictReader(open(out["rejected_csv"], encoding="utf-8")))
+    assert [r["source"] for r in rows] == ["3.wav", "2.wav", "<b>.wav"]
+    assert out["rejected_png"].read_bytes()[:8] == PNG
+
+
+def test_speakers_section_shows_a_failed_check(stats, tmp_path):
+    from wakeprep.split import SPLIT_COLUMNS
+    from wakeprep.table import write_table
+
+    stats.leakage.passed = False
+    stats.leakage.groups_in_several_splits = ["spk:x"]
+    (tmp_path / "summary.json").write_text(stats.to_json())
+    write_table(tmp_path / "split.tsv", SPLIT_ROWS, SPLIT_COLUMNS)
+    out = _outputs(tmp_path, "speakers")
+    write_section("speakers", out, summary=tmp_path / "summary.json", split=tmp_path / "split.tsv", embeddings=[])
+    page = out["leakage"].read_text()
+    assert '<b class="bad">FAILED</b>; groups in several splits: spk:x' in page
+    assert "<td>known speaker</td><td class=\"num\">2</td>" in page
+    assert "<td>test/positive</td>" in page and "<td>c/1</td>" in page and "<li>a warning</li>" in page
+    assert all(out[k].read_bytes()[:8] == PNG for k in ("group_sizes", "embeddings"))
+
+
+def test_summary_page_renders_the_stats(summary_json, tmp_path):
+    out = _outputs(tmp_path, "summary")
+    write_section("summary", out, summary=summary_json)
+    page = out["summary"].read_text()
+    assert "<b>files seen:</b> 6 &nbsp; <b>ok:</b> 3 &nbsp; <b>rejected:</b> 3" in page
+    assert ">test / positive</td>" in page and ">a warning<" not in page
+    assert "warning: split &#39;test&#39; has no background audio" in page
+    assert '<span style="color:#15803d">passed</span>; audit: 3 of 6' in page
+
+
+def test_a_section_without_an_output_path_fails(summary_json, tmp_path):
+    with pytest.raises(ValueError, match="report section 'counts': no output path for hours"):
+        write_section("counts", {"counts_html": tmp_path / "a", "counts_csv": tmp_path / "b"}, summary=summary_json)
+
+
+def test_sections_match_the_rules_and_captions():
+    """One table: each section has its rule in rules/report.smk, and each file a caption."""
+    import re
+
+    rules = re.findall(r"^rule (report\w*):", (REPO / "rules" / "report.smk").read_text(), re.M)
+    assert sorted(rules) == sorted("report" if n == "summary" else f"report_{n}" for n in SECTIONS)
+    for section in SECTIONS.values():
+        for f in section.files:
+            assert (REPO / "report" / f.caption).is_file(), f.caption
+    names = file_names(["positive", "noise"])
+    assert "features_positive.png" in names and "features_noise.png" in names and len(names) == len(set(names))
+
+
+def test_features_section_shows_each_labels_own_augmented_copies(tmp_path):
+    """Augmented folders are matched to labels by name: a resource label (noise) that sorts
+    before a training label gets no copies, and the training label gets its own."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    for label in ("noise", "positive"):
+        with RaggedWriter(tmp_path / "mmap" / label / "features", np.uint16, (40,)) as w:
+            for i in range(3):
+                w.append(f"{label}/{i}", rng.integers(0, 400, (50, 40), dtype=np.uint16))
+    with RaggedWriter(tmp_path / "augmented" / "positive" / "part-0000", np.uint16, (40,)) as w:
+        for i in range(3):
+            for c in range(2):
+                w.append(f"positive/{i}#aug{c}", rng.integers(0, 400, (50, 40), dtype=np.uint16))
+    out = _outputs(tmp_path, "features", ["noise", "positive"])
+    write_section("features", out, assembled=[tmp_path / "mmap" / "noise", tmp_path / "mmap" / "positive"],
+                  pairs=[["train", "noise"], ["train", "positive"]], labels=["noise", "positive"],
+                  augmented=[tmp_path / "augmented" / "positive"], seed=1)
+    widths = [Image.open(p).size[0] for p in out["features"]]
+    assert widths[1] > 2 * widths[0], widths  # positive: the original and two copies; noise: the original
+
+
+def test_runtime_rows_put_the_slowest_rule_first(tmp_path):
+    bench = {"a": [{"s": 1.0, "max_rss": 5.0, "cpu_time": 0.5}],
+             "b": [{"s": 2.0, "max_rss": float("nan"), "cpu_time": 1.0}, {"s": 3.0, "max_rss": float("nan"), "cpu_time": 1.0}]}
+    assert runtime_rows(bench) == [["b", 2, 5.0, 2.5, 3.0, None, 2.0], ["a", 1, 1.0, 1.0, 1.0, 5.0, 0.5]]
+
+
+def test_augment_audio_sets_in_summary_and_report(tmp_path):
+    """The noise and RIR sets that fed each split: summary.txt, the report's summary page
+    and augment_audio/overview.txt, from the parts.json files."""
+    from wakeprep.report.summary_page import summary_html
+    from wakeprep.stats import summarise_augment_audio
+    from wakeprep.waveaug.job import write_overview
+
+    def parts(split, items, noise, rir):
+        p = tmp_path / split / "positive" / "parts.json"
+        p.parent.mkdir(parents=True)
+        p.write_text(json.dumps({"items": items, "hours": items * 3.2 / 3600, "parts": [],
+                                 "noise": {"corpora": noise, "clips": 2 * len(noise), "seconds": 30.0 * len(noise)},
+                                 "rir": {"corpora": rir, "clips": 3 * len(rir), "seconds": 1.5}}))
+        return p
+
+    indexes = {("test", "positive"): parts("test", 4, ["my_noise"], []),
+               ("train", "positive"): parts("train", 20, ["my_noise", "noise"], ["my_rirs"])}
+    rows = summarise_augment_audio(indexes)
+    assert [(r["split"], r["copies"]) for r in rows] == [("train", 20), ("test", 4)]  # split order
+    assert rows[0]["noise"] == {"corpora": ["my_noise", "noise"], "clips": 4, "seconds": 60.0}
+    assert rows[1]["rir"]["corpora"] == []
+    text = format_summary(RunStats(augment_audio=rows))
+    overview = write_overview(indexes, tmp_path / "overview.txt")
+    assert overview in text  # the same lines in both
+    lines = text.splitlines()
+    assert "train       positive            20     0.018  my_noise, noise (4, 60)" in lines[-2] and "my_rirs (3)" in lines[-2]
+    assert lines[-1].startswith("test        positive             4") and lines[-1].endswith("- (0)")
+    page = summary_html(RunStats(augment_audio=rows))
+    assert "<b>augment_audio:</b>" in page
+    assert ">train / positive</td>" in page and ">my_noise, noise</td>" in page and ">my_rirs</td>" in page
+    assert "augment_audio" not in summary_html(RunStats())
 
 
 def test_pca_2d_finds_the_main_directions_with_fixed_signs():
@@ -282,37 +542,3 @@ def test_embedding_sample_follows_the_split_hash_order(tmp_path):
             w.append(cid, np.zeros((1, 4), np.float32))
     got, _ = embedding_sample([tmp_path / "s"], 10, seed=9)
     assert got == sorted(ids[i] for i in _hash_order(ids, 9)[:10])
-
-
-def test_augment_audio_sets_in_summary_and_report(tmp_path):
-    """The noise and RIR sets that fed each split: summary.json/summary.txt, the report's
-    summary page and augment_audio/overview.txt, from the parts.json files."""
-    from wakeprep.report import summary_html
-    from wakeprep.summary import format_summary, summarise_augment_audio
-    from wakeprep.waveaug.job import write_overview
-
-    def parts(split, items, noise, rir):
-        p = tmp_path / split / "positive" / "parts.json"
-        p.parent.mkdir(parents=True)
-        p.write_text(json.dumps({"items": items, "hours": items * 3.2 / 3600, "parts": [],
-                                 "noise": {"corpora": noise, "clips": 2 * len(noise), "seconds": 30.0 * len(noise)},
-                                 "rir": {"corpora": rir, "clips": 3 * len(rir), "seconds": 1.5}}))
-        return p
-
-    indexes = {("test", "positive"): parts("test", 4, ["my_noise"], []),
-               ("train", "positive"): parts("train", 20, ["my_noise", "noise"], ["my_rirs"])}
-    rows = summarise_augment_audio(indexes)
-    assert [(r["split"], r["copies"]) for r in rows] == [("train", 20), ("test", 4)]  # split order
-    assert rows[0]["noise"] == {"corpora": ["my_noise", "noise"], "clips": 4, "seconds": 60.0}
-    assert rows[1]["rir"]["corpora"] == []
-    text = format_summary({"files": 0, "ok": 0, "rejected": 0, "rejected_by_reason": {}, "corpora": {}, "labels": {},
-                           "augment_audio": rows})
-    overview = write_overview(indexes, tmp_path / "overview.txt")
-    assert overview in text  # the same lines in both
-    lines = text.splitlines()
-    assert "train       positive            20     0.018  my_noise, noise (4, 60)" in lines[-2] and "my_rirs (3)" in lines[-2]
-    assert lines[-1].startswith("test        positive             4") and lines[-1].endswith("- (0)")
-    page = summary_html({"files": 0, "ok": 0, "rejected": 0, "labels": {}, "augment_audio": rows})
-    assert "<b>augment_audio:</b>" in page
-    assert ">train / positive</td>" in page and ">my_noise, noise</td>" in page and ">my_rirs</td>" in page
-    assert "augment_audio" not in summary_html({"files": 0, "ok": 0, "rejected": 0, "labels": {}})

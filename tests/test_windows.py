@@ -118,13 +118,13 @@ def test_no_speech_positive_is_reported_rejected_or_placed_by_its_end(placed):
 
 
 def test_summary_counts_no_speech_and_truncated(placed):
-    from wakeprep.summary import format_summary, summarise_windows
+    from wakeprep.stats import RunStats, summarise_windows
+    from wakeprep.summary import format_summary
 
     root, src, _, _ = placed
     make_windows(src, root / "win", "train", "positive", WindowSettings(), seed=1)
     w = summarise_windows([json.loads((root / "win" / "windows.json").read_text())])
-    text = format_summary({"files": 0, "ok": 0, "rejected": 0, "rejected_by_reason": {}, "corpora": {}, "labels": {},
-                           "windows": w})
+    text = format_summary(RunStats(windows=w))
     assert "warning: train/positive: 1 clip(s) without detected speech, left out" in text
     assert "note: train/positive: 1 clip(s) with speech longer than the window keep their end" in text
 

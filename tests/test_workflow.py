@@ -12,6 +12,7 @@ import yaml
 from helpers import REPO, by_rule, make_small_corpus, planned_jobs, run_snakemake, workflow_config
 from wakeprep.corpus import shard_name, shard_of
 from wakeprep.features import micro_features_u16
+from wakeprep.report import SECTIONS
 from wakeprep.store import RaggedStore
 from wakeprep.table import read_table
 
@@ -86,13 +87,15 @@ def test_nothing_changed_nothing_to_do(workspace):
 ASSEMBLED = 3 * 2
 #: pairs rule windows makes windows of: positives in every split, background in train
 WINDOWED = 3 + 1
+#: the report's rules (one per section, and rule report last), each rerun when summary.json changes
+REPORT_JOBS = {"report" if name == "summary" else f"report_{name}": 1 for name in SECTIONS}
 
 
 def _assert_one_shard_reruns(work, relpath):
     jobs = planned_jobs(work)
     assert by_rule(jobs) == {
         "convert": 1, "features": 1, "embed": 1, "cluster_split": 1, "assemble": ASSEMBLED, "windows": WINDOWED, "augment": 2,
-        "summary": 1, "report": 1, "index": 1, "all": 1,
+        "summary": 1, **REPORT_JOBS, "index": 1, "all": 1,
     }, jobs
     shard = _shard(relpath, work)
     for rule in ("convert", "features", "embed"):
@@ -126,7 +129,7 @@ def test_feature_parameter_reruns_features_not_conversion(workspace):
     try:
         jobs = planned_jobs(work)
         assert by_rule(jobs) == {"features": n_shards, "assemble": ASSEMBLED, "windows": WINDOWED, "augment": 2, "summary": 1,
-                                "report": 1, "index": 1, "all": 1}, jobs
+                                **REPORT_JOBS, "index": 1, "all": 1}, jobs
     finally:
         (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     assert planned_jobs(work) == []

@@ -332,7 +332,7 @@ def _write_sets(plan: list, tmp: Path, dtype: np.dtype, sets: dict) -> dict:
 
 
 def _window_summary(paths) -> dict:
-    from .summary import summarise_windows
+    from .stats import summarise_windows
 
     reports = []
     for p in paths:

@@ -581,28 +581,13 @@ def leakage_audit(clips: list[Clip], emb_index, emb, threshold: float, worst: in
     return out
 
 
-def summarise_split(clips: list[Clip]) -> dict:
-    per: dict = defaultdict(lambda: {"clips": 0, "hours": 0.0, "unused": 0})
-    for c in clips:
-        key = f"{c.split}/{c.label}"
-        if c.use:
-            per[key]["clips"] += 1
-            per[key]["hours"] += c.duration_s / 3600
-        else:
-            per[key]["unused"] += 1
-    return {k: {**v, "hours": round(v["hours"], 6)} for k, v in sorted(per.items())}
-
-
 def group_size_stats(clips: list[Clip]) -> dict:
     sizes = np.array(sorted(Counter(c.group for c in clips).values()))
     if not len(sizes):
         return {"groups": 0}
-    hist = Counter()
-    for s in sizes:
-        b = 1
-        while b < s:
-            b *= 2
-        hist[f"<={b}"] += 1
+    from .stats import size_bin
+
+    hist = Counter(f"<={size_bin(s)}" for s in sizes)
     return {
         "groups": int(len(sizes)),
         "min": int(sizes.min()),
@@ -735,6 +720,7 @@ def run_cluster_split(tables, embedding_stores, out_table, out_report, speakers:
     leakage_similarity, tolerance = split.leakage_similarity, split.tolerance
     import time
 
+    from .stats import split_label_counts
     from .table import write_table
 
     t0 = time.monotonic()
@@ -778,7 +764,7 @@ def run_cluster_split(tables, embedding_stores, out_table, out_report, speakers:
         "balance": {**split_info, "shares": split_shares(clips)},
         "clips": len(clips),
         "groups": group_size_stats(clips),
-        "splits": summarise_split(clips),
+        "splits": split_label_counts((c.split, c.label, c.use, c.duration_s) for c in clips),
         "capped_train_clips": dropped,
         "duplicate_content": {"clips": len(duplicates), "first": duplicates[:50]},
         "warnings": warnings,
