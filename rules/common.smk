@@ -11,6 +11,7 @@ from wakeprep.config import ConfigError, check_config, demo_generates, use_check
 use_checkout(workflow.basedir)  # jobs import this checkout's package; envs install it
 from wakeprep.corpus import CorpusError, CorpusSettings, existing_shards, prepare_manifests, scan
 from wakeprep.export import ExportSettings
+from wakeprep.stats import FORMAT as SUMMARY_FORMAT
 from wakeprep.windows import WindowSettings, window_mode
 
 try:

@@ -13,6 +13,7 @@ rule summary:
     log:
         f"{RESULTS}/logs/summary.log",
     params:
+        format=SUMMARY_FORMAT,  # a new summary.json layout reruns this rule, and so the report
         ambient_labels=config["export"]["ambient_labels"],
         augment_audio_pairs=[p.split("/")[-3:-1] for p in augment_audio_targets()],
         # every corpus, so that one allowed to be empty is listed with 0 files
