@@ -508,3 +508,15 @@ def test_reading_a_batch_in_pieces_on_threads_gives_its_rows(tmp_path, monkeypat
     with ThreadPoolExecutor(3) as pool:
         got = job.read_rows_into(store, 2, 6, np.empty(4 * N, np.int16), pool, then=(6, 7))
     np.testing.assert_array_equal(got, job.read_rows(store, 2, 6).reshape(-1))
+
+
+def test_device_bank_uploads_a_set_in_pieces(tmp_path, monkeypatch):
+    from wakeprep.waveaug import banks
+    from wakeprep.waveaug.banks import ClipSet, DeviceBank
+
+    clips = ClipSet("noise", "train", [noise_store(tmp_path / "a", ["n/a", "n/b"]), noise_store(tmp_path / "b", ["n/c"])], ["n"])
+    monkeypatch.setattr(banks, "UPLOAD_SAMPLES", 30_001)
+    device = Backend("cpu")
+    device.xp = NumpyAsDevice()
+    bank = DeviceBank(clips, device)
+    np.testing.assert_array_equal(bank.data, np.concatenate([np.asarray(s.data) for s in clips.stores]))

@@ -111,6 +111,8 @@ class ClipSet:
 #: Largest noise or RIR set (int16 bytes) that :class:`DeviceBank` copies to the device
 #: whole; a larger set is gathered on the host batch by batch (``ClipSet.segments``).
 DEVICE_BANK_BYTES = 4 << 30
+#: Samples per piece when a set is copied to the device.
+UPLOAD_SAMPLES = 32 << 20
 
 
 class DeviceBank:
@@ -129,11 +131,14 @@ class DeviceBank:
         if not self.resident:
             return
         xp = be.xp
-        data = np.concatenate([np.fromfile(st.path / "data.bin", dtype=np.int16, count=int(st.offsets[-1]))
-                               for st in clips.stores])
         base = np.cumsum([0] + [int(st.offsets[-1]) for st in clips.stores])
         self.starts = np.concatenate([base[k] + st.offsets[:-1] for k, st in enumerate(clips.stores)]).astype(np.int64)
-        self.data = be.asarray(data)
+        self.data = xp.empty(int(base[-1]), dtype=xp.int16)
+        for k, st in enumerate(clips.stores):  # in pieces: host memory stays bounded by UPLOAD_SAMPLES
+            n = int(st.offsets[-1])
+            for a in range(0, n, UPLOAD_SAMPLES):
+                piece = np.fromfile(st.path / "data.bin", dtype=np.int16, count=min(UPLOAD_SAMPLES, n - a), offset=2 * a)
+                self.data[int(base[k]) + a : int(base[k]) + a + piece.size] = be.asarray(piece)
         self.d_starts = be.asarray(self.starts)
         self.d_lengths = be.asarray(np.asarray(clips.lengths, dtype=np.int64))
         self._xp = xp

@@ -36,6 +36,12 @@ How each transform matches audiomentations (the library microWakeWord's
   then cut to the window, as audiomentations does.
 * ``Normalize(apply_to="only_too_loud_sounds")``: divide by the peak when it is >= 1.
 
+On the GPU the filters' frequency responses come from one fused CUDA kernel each
+(:func:`_cuda_response`), the band-stops are designed by :func:`bandstop_zpk` (scipy's
+``butter`` steps, vectorised), and the rows of FFT transforms are padded to a multiple of
+:data:`ROW_BUCKET` so cuFFT plans are reused; nothing waits for the device inside the
+chain (:func:`run_chain` keeps the measured values there).
+
 Audio comes in as int16 / 32768 and leaves as ``clip(x * 32768, -32768, 32767)``
 truncated to int16, as microWakeWord's ``generate_features_for_clip`` converts it.
 """

@@ -10,6 +10,12 @@ makes ``repetitions`` augmented copies of each, computes their features and writ
 
 :func:`plan_parts` cuts a window store into such ranges (the rule's checkpoint), after
 checking the noise and RIR sets, so a bad set stops the run before any GPU work.
+
+On the GPU (:class:`CudaIO`, :func:`run_batches`) a reader thread, the main thread and a
+writer thread work on three batches at once: windows read into pinned memory, the noise
+and RIR sets in device memory (:class:`DeviceBank`), features computed on the device from
+the augmented int16, only the codes and measured levels copied back, asynchronously. The
+CPU path runs the same steps one after another, with the same bytes as before.
 """
 
 from __future__ import annotations
