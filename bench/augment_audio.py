@@ -17,7 +17,10 @@ CPU rows, on one core (threads pinned to 1, process pinned to one CPU when possi
 GPU rows (when CuPy sees a GPU; torch-audiomentations rows when torch has CUDA and
 torch-audiomentations is installed):
 
-* ours, store to store on disk (device cuda; features still computed on the host);
+* ours, store to store on disk (device cuda, features on the device; median of 3 runs),
+  with the windows in the page cache (as the benchmark just wrote them) and read from the
+  disk (evicted first);
+* the disk alone: reading those windows uncached, writing + fsync of the features' bytes;
 * ours, the chain alone on device-resident batches (no features, no disk);
 * torch-audiomentations and ours on the transforms they share (Gain, AddColoredNoise,
   BandStopFilter, PitchShift, peak normalisation), same batch, on the device.
@@ -190,22 +193,43 @@ def bench_ours_chain_only_cpu(inp, windows: int, batch: int) -> dict:
     return row("wakeprep chain alone (no features, no disk)", "cpu, 1 core", windows, dt)
 
 
-def bench_ours_store(inp, out: Path, windows: int, device: str, batch: int) -> dict:
+def evict(path: Path) -> None:
+    """Drop a (written and synced) file from the page cache, so the next read comes from the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def bench_ours_store(inp, out: Path, windows: int, device: str, batch: int, reps: int = 1, cold: bool = False) -> dict:
+    """Median of ``reps`` runs; ``cold``: the windows evicted from the page cache before each."""
     s = WaveAugSettings.from_config({"probabilities": NOTEBOOK})
     kw = dict(first=0, stop=windows, repetitions=1, settings=s, split="train", noise_stores=[inp["noise"]],
               rir_stores=[inp["rir"]], noise_corpora=["bench_noise"], rir_corpora=["bench_rir"], device=device,
               batch_items=batch)
     augment_audio_part(inp["windows"], out / "warm", **dict(kw, stop=min(windows, batch)))  # warm-up
     shutil.rmtree(out / "warm")
-    t = time.perf_counter()
-    augment_audio_part(inp["windows"], out / device, **kw)
-    dt = time.perf_counter() - t
+    times = []
+    for _ in range(reps):
+        shutil.rmtree(out / device, ignore_errors=True)
+        if cold:
+            evict(Path(inp["windows"]) / "data.bin")
+        t = time.perf_counter()
+        augment_audio_part(inp["windows"], out / device, **kw)
+        times.append(time.perf_counter() - t)
     where = "cpu, 1 core" if device == "cpu" else Backend(device).name
-    return row(f"wakeprep augment_audio, store to store ({device})", where, windows, dt)
+    how = f", median of {reps}" if reps > 1 else ""
+    how += ", windows read from the disk (evicted from the page cache)" if cold else ""
+    return row(f"wakeprep augment_audio, store to store ({device}{how})", where, windows, float(np.median(times)))
 
 
 def bench_ours_chain_on_device(inp, windows: int, batch: int, probabilities: dict, name: str, reps: int = 3) -> dict:
     import cupy
+
+    from wakeprep.waveaug.banks import DeviceBank
+    from wakeprep.waveaug.job import chain_batch, draw_batch
 
     be = Backend("cuda")
     store = RaggedStore(inp["windows"])
@@ -213,24 +237,14 @@ def bench_ours_chain_on_device(inp, windows: int, batch: int, probabilities: dic
     s = WaveAugSettings.from_config({"probabilities": probabilities})
     noise = ClipSet("noise", "train", [inp["noise"]], ["n"])
     rirs = ClipSet("RIR", "train", [inp["rir"]], ["r"])
-    ids = store.ids[:windows]
-    from wakeprep.waveaug.draws import clip_hash, draw_params
-    from wakeprep.waveaug.chain import apply_chain, to_float
-
-    # parameters, noise and RIRs gathered on the host beforehand: this row times the device work
-    batches = []
-    for a in range(0, windows, batch):
-        b = min(a + batch, windows)
-        p = draw_params(s, clip_hash(ids[a:b]), np.zeros(b - a, np.int64), N, noise.lengths, len(rirs))
-        nr = np.flatnonzero(p.apply["AddBackgroundNoise"])
-        segs, lvl = noise.segments(p.noise_index[nr], p.noise_offset[nr], N)
-        rr = np.flatnonzero(p.apply["RIR"])
-        resp = rirs.responses(p.rir_index[rr]) if rr.size else np.zeros((0, 1), np.float32)
-        batches.append((cupy.asarray(audio[a:b]), p, cupy.asarray(segs), lvl, cupy.asarray(resp)))
+    banks = DeviceBank(noise, be), DeviceBank(rirs, be)
+    # windows on the device and parameters drawn beforehand: this row times the device work
+    batches = [(cupy.asarray(audio[a : a + batch]), *draw_batch(store.ids[a : a + batch], 1, s, N, noise, rirs))
+               for a in range(0, windows, batch)]
 
     def once():
-        for d, p, segs, lvl, resp in batches:
-            apply_chain(be, to_float(be, d), p, noise=segs, noise_rms=lvl, rirs=resp)
+        for d, p, win, _ in batches:
+            chain_batch(be, d, p, win, *banks)
         cupy.cuda.Device().synchronize()
 
     once()
@@ -239,6 +253,37 @@ def bench_ours_chain_on_device(inp, windows: int, batch: int, probabilities: dic
         once()
     dt = (time.perf_counter() - t) / reps
     return row(name, be.name, windows, dt)
+
+
+def bench_disk(inp, out: Path, windows: int) -> list[dict]:
+    """What the disk allows: read the windows the store-to-store rows read, from the disk
+    (evicted from the page cache first), and write + fsync as many bytes as their feature
+    store has."""
+    src = Path(inp["windows"]) / "data.bin"
+    nbytes = (out / "cuda" / "features" / "data.bin").stat().st_size
+    evict(src)
+    t = time.perf_counter()
+    with open(src, "rb") as f:
+        while f.read(64 << 20):
+            pass
+    t_read = time.perf_counter() - t
+    block = np.random.default_rng(0).integers(0, 65535, 32 << 20, dtype=np.uint16).tobytes()
+    t = time.perf_counter()
+    with open(out / "disk-probe.bin", "wb") as f:
+        left = nbytes
+        while left > 0:
+            left -= f.write(block[: min(left, len(block))])
+        f.flush()
+        os.fsync(f.fileno())
+    t_write = time.perf_counter() - t
+    (out / "disk-probe.bin").unlink()
+    rows = [row(f"disk alone: read the windows ({src.stat().st_size / 1e6:.0f} MB, not cached)", "this machine's disk",
+                windows, t_read),
+            row(f"disk alone: write + fsync the features' bytes ({nbytes / 1e6:.0f} MB)", "this machine's disk",
+                windows, t_write)]
+    for r in rows:
+        r["ratio_to"] = None
+    return rows
 
 
 def bench_torch_audiomentations(windows: int, batch: int, reps: int = 3) -> dict:
@@ -295,13 +340,14 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=300, help="windows for the CPU rows")
     ap.add_argument("--gpu-windows", type=int, default=16384, help="windows for the GPU rows")
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--gpu-batch", type=int, default=512, help="windows per batch of the GPU store-to-store rows")
     ap.add_argument("--small", action="store_true", help="a few windows, for a smoke run")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--gpu-only", action="store_true",
                     help="skip the CPU rows (no audiomentations needed), e.g. on a GPU machine without it")
     args = ap.parse_args()
     if args.small:
-        args.windows, args.gpu_windows, args.batch = 12, 64, 16
+        args.windows, args.gpu_windows, args.batch, args.gpu_batch = 12, 64, 16, 32
     work = Path(tempfile.mkdtemp(prefix="bench-augment-audio-", dir=args.workdir))
     rows = []
     chain_base = None
@@ -326,7 +372,9 @@ def main() -> None:
                 rows.append(theirs)
             except Exception as e:  # not installed, or no CUDA in torch
                 print(f"torch-audiomentations row skipped: {type(e).__name__}: {e}", file=sys.stderr)
-            rows.append(bench_ours_store(inp, work, args.gpu_windows, "cuda", args.batch * 4))
+            rows.append(bench_ours_store(inp, work, args.gpu_windows, "cuda", args.gpu_batch, reps=3))
+            rows.append(bench_ours_store(inp, work, args.gpu_windows, "cuda", args.gpu_batch, reps=3, cold=True))
+            rows += bench_disk(inp, work, args.gpu_windows)
         pinned = "not used"
         if args.gpu_only:
             base = None
@@ -354,7 +402,9 @@ def main() -> None:
     print("| --- | --- | ---: | ---: | ---: | --- |")
     for r in rows:
         ref = r.get("ratio_to")
-        if ref is None:
+        if "ratio_to" in r and ref is None:
+            ratio = ""
+        elif ref is None:
             ratio = "1.00 (baseline)" if base is not None else ""
         elif r is chain_base:
             ratio = "1.00 (baseline, chain alone)"

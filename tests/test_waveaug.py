@@ -207,6 +207,60 @@ def test_the_gpu_paths_algorithm_run_on_the_cpu_is_within_two_lsb_of_the_cpu_pat
     np.testing.assert_allclose(mc["signal_rms"], mg["signal_rms"], rtol=1e-5)
 
 
+def test_bandstop_zeros_and_poles_give_scipy_butters_filter():
+    """The GPU path designs the band-stops in one vectorised step (no per-row butter call):
+    its frequency response equals scipy's second-order sections."""
+    from scipy.signal import freqz_zpk, sosfreqz
+
+    p = params_for(only(BandStopFilter=1.0), 40)
+    z, q, k = C.bandstop_zpk(p.bandstop_order, p.bandstop_center_hz, p.bandstop_bandwidth_hz)
+    sos = C.bandstop_sos(p.bandstop_order, p.bandstop_center_hz, p.bandstop_bandwidth_hz)
+    w = np.linspace(0, np.pi, 1000)
+    for r in range(40):
+        np.testing.assert_allclose(freqz_zpk(z[r], q[r], k[r], worN=w)[1], sosfreqz(sos[r], worN=w)[1], atol=1e-9)
+    x = speechlike(3)
+    np.testing.assert_allclose(C.zpk_filter_fft(CPU, x, z[:3], q[:3], k[:3]), C.sos_filter(CPU, x, sos[:3]), atol=2e-5)
+
+
+def test_device_bank_gathers_the_same_segments_and_levels_as_the_host(tmp_path):
+    """Noise segments (offsets, repetition of short clips, silent clips) and impulse
+    responses gathered from the whole set in (device) memory equal the host's reads, and
+    the RMS is bit for bit the same (an exact integer sum of squares)."""
+    from wakeprep.waveaug.banks import ClipSet, DeviceBank
+
+    st = noise_store(tmp_path / "n", ["n/a", "n/b", "n/c"], seconds=5.0)
+    write_store(tmp_path / "s", {"s/short": (np.arange(3000) % 200 - 100).astype(np.int16) * 50,
+                                  "s/silent": np.zeros(N, np.int16), "s/empty": np.zeros(0, np.int16)})
+    clips = ClipSet("noise", "train", [st, tmp_path / "s"], ["n"])
+    device = Backend("cpu")
+    device.xp = NumpyAsDevice()
+    bank = DeviceBank(clips, device)
+    assert bank.resident
+    index = np.array([0, 1, 2, 3, 4, 5, 0, 3])
+    offset = np.array([0, 7, 80000 - N, 0, 0, 0, 28799, 2999])
+    want, want_level = clips.segments(index, offset, N)
+    got, level = bank.segments(index, offset, N)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(level, want_level)
+    np.testing.assert_array_equal(bank.responses(np.array([3, 5, 1])), clips.responses(np.array([3, 5, 1])))
+    assert not DeviceBank(clips, device, max_bytes=1000).resident  # too big: the host path
+
+
+def test_parameter_table_text_is_the_rows_written_cell_by_cell():
+    from wakeprep.table import _cell
+    from wakeprep.waveaug.draws import param_columns, param_rows, param_table
+
+    s = WaveAugSettings.from_config({"probabilities": {k: 0.5 for k in TRANSFORMS}}, seed=2)
+    p = params_for(s, 32, noise_lengths=(N, 2 * N), n_rirs=3, copies=2)
+    m = {k: np.random.default_rng(0).random(64) for k in C.MEASURED}
+    m["color_rms"][3] = np.inf
+    args = ([f"w{i}#aug0" for i in range(64)], [f"w{i}" for i in range(64)], np.arange(64) % 2,
+            ["n/x", "n/y"], ["r/a", "r/b", "r/c"], m)
+    rows = param_rows(p, *args)
+    want = "".join("\t".join(_cell(r.get(c)) for c in param_columns()) + "\n" for r in rows)
+    assert param_table(p, *args) == want
+
+
 def test_colour_noise_has_its_slope_and_snr():
     s = only(AddColorNoise=1.0)
     p = params_for(s, 8)
@@ -415,3 +469,54 @@ def test_gpu_part_job_is_deterministic(tmp_path):
                            split="train", device="cuda", batch_items=3, **sets["train"])
     for name in ("features/data.bin", "params.tsv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_gpu_part_job_writes_the_features_of_its_batches_audio(tmp_path):
+    """The pipelined GPU job (pinned reads, noise and RIR sets in device memory, features
+    computed on the device, asynchronous copies, writer thread) writes exactly the features
+    of what augment_batch makes of the same batches on the same device."""
+    from wakeprep.features import features_batch
+    from wakeprep.waveaug.banks import ClipSet
+    from wakeprep.waveaug.job import augment_batch
+
+    w, sets = make_inputs(tmp_path, n=10)
+    s = WaveAugSettings.from_config({"probabilities": {k: 0.5 for k in TRANSFORMS}}, seed=6)
+    augment_audio_part(w, tmp_path / "g", first=0, stop=10, repetitions=2, settings=s, split="train", device="cuda",
+                       batch_items=4, **sets["train"])
+    store = RaggedStore(w)
+    audio = np.asarray(store.data).reshape(10, N)
+    noise = ClipSet("noise", "train", sets["train"]["noise_stores"], ["demo_noise"])
+    rirs = ClipSet("RIR", "train", sets["train"]["rir_stores"], ["demo_rir"])
+    got = RaggedStore(tmp_path / "g" / "features")
+    for a in range(0, 10, 4):
+        b = min(a + 4, 10)
+        pcm, *_ = augment_batch(Backend("cuda"), audio[a:b], store.ids[a:b], 2, s, noise, rirs)
+        codes, _ = features_batch(pcm.reshape(-1), np.arange(len(pcm) + 1) * N, "cpu")
+        np.testing.assert_array_equal(np.asarray(got.data[got.offsets[2 * a] : got.offsets[2 * b]]), codes)
+
+
+def test_reading_a_batch_in_pieces_on_threads_gives_its_rows(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from wakeprep.waveaug import job
+
+    w, _ = make_inputs(tmp_path, n=7)
+    store = RaggedStore(w)
+    monkeypatch.setattr(job, "READ_CHUNK", 10_000)  # several pieces per batch, the last one short
+    with ThreadPoolExecutor(3) as pool:
+        got = job.read_rows_into(store, 2, 6, np.empty(4 * N, np.int16), pool, then=(6, 7))
+    np.testing.assert_array_equal(got, job.read_rows(store, 2, 6).reshape(-1))
+
+
+def test_device_bank_uploads_a_set_in_pieces(tmp_path, monkeypatch):
+    from wakeprep.waveaug import banks
+    from wakeprep.waveaug.banks import ClipSet, DeviceBank
+
+    clips = ClipSet("noise", "train", [noise_store(tmp_path / "a", ["n/a", "n/b"]), noise_store(tmp_path / "b", ["n/c"])], ["n"])
+    monkeypatch.setattr(banks, "UPLOAD_SAMPLES", 30_001)
+    device = Backend("cpu")
+    device.xp = NumpyAsDevice()
+    bank = DeviceBank(clips, device)
+    np.testing.assert_array_equal(bank.data, np.concatenate([np.asarray(s.data) for s in clips.stores]))

@@ -276,6 +276,14 @@ class RaggedWriter:
         self._lengths.extend(lengths.tolist())
         self._seen.update(new)
 
+    def sync(self) -> None:
+        """Push the rows appended so far to the disk now (``fdatasync``), so a writer that
+        runs beside other work does not leave all of it to :meth:`close`."""
+        if self._closed:
+            raise StoreError(f"writer for {self.path} is closed")
+        self._data.flush()
+        os.fdatasync(self._data.fileno())
+
     def extend(self, items: Iterable[tuple[str, np.ndarray]]) -> None:
         """Append every ``(id, rows)`` pair of ``items``."""
         for item_id, rows in items:

@@ -108,6 +108,80 @@ class ClipSet:
         return out
 
 
+#: Largest noise or RIR set (int16 bytes) that :class:`DeviceBank` copies to the device
+#: whole; a larger set is gathered on the host batch by batch (``ClipSet.segments``).
+DEVICE_BANK_BYTES = 4 << 30
+#: Samples per piece when a set is copied to the device.
+UPLOAD_SAMPLES = 32 << 20
+
+
+class DeviceBank:
+    """A :class:`ClipSet`'s samples in one int16 array on the backend's device, uploaded once
+    per job, so each batch's noise segments and impulse responses are gathered there: no
+    host read per clip, no upload of float32 segments per batch. Gives the same numbers
+    as ``ClipSet.segments``/``responses`` (the RMS from an exact integer sum of squares).
+
+    A set larger than :data:`DEVICE_BANK_BYTES` stays on the host (the ``ClipSet`` path).
+    """
+
+    def __init__(self, clips: ClipSet, be, max_bytes: int = DEVICE_BANK_BYTES):
+        self.clips, self.be = clips, be
+        total = int(clips.lengths.sum())
+        self.resident = 0 < total and 2 * total <= max_bytes
+        if not self.resident:
+            return
+        xp = be.xp
+        base = np.cumsum([0] + [int(st.offsets[-1]) for st in clips.stores])
+        self.starts = np.concatenate([base[k] + st.offsets[:-1] for k, st in enumerate(clips.stores)]).astype(np.int64)
+        self.data = xp.empty(int(base[-1]), dtype=xp.int16)
+        for k, st in enumerate(clips.stores):  # in pieces: host memory stays bounded by UPLOAD_SAMPLES
+            n = int(st.offsets[-1])
+            for a in range(0, n, UPLOAD_SAMPLES):
+                piece = np.fromfile(st.path / "data.bin", dtype=np.int16, count=min(UPLOAD_SAMPLES, n - a), offset=2 * a)
+                self.data[int(base[k]) + a : int(base[k]) + a + piece.size] = be.asarray(piece)
+        self.d_starts = be.asarray(self.starts)
+        self.d_lengths = be.asarray(np.asarray(clips.lengths, dtype=np.int64))
+        self._xp = xp
+
+    def segments(self, index: np.ndarray, offset: np.ndarray, n: int):
+        """As :meth:`ClipSet.segments`, both results on the device."""
+        be = self.be
+        if not self.resident:
+            segs, level = self.clips.segments(index, offset, n)
+            return be.asarray(segs), be.asarray(level)
+        xp = self._xp
+        idx = be.asarray(np.asarray(index, dtype=np.int64))
+        off = be.asarray(np.asarray(offset, dtype=np.int64))
+        length = self.d_lengths[idx]
+        start = xp.minimum(xp.maximum(off, 0), length)
+        count = xp.minimum(length - start, n)[:, None]  # samples of the segment before repetition
+        j = xp.arange(n, dtype=xp.int64)[None, :]
+        pos = self.d_starts[idx][:, None] + start[:, None] + j % xp.maximum(count, 1)
+        k = self.data[xp.minimum(pos, self.data.size - 1)]
+        k = xp.where(count > 0, k, xp.int16(0))
+        segs = k.astype(xp.float32) * xp.float32(1 / 32768)
+        kk = k.astype(xp.int64)
+        sumsq = xp.sum(xp.where(j < count, kk * kk, 0), axis=1)  # exact: the host's float64 sum is exact too
+        c = count[:, 0]
+        level = xp.where(c > 0, xp.sqrt(sumsq.astype(xp.float64) * 2.0**-30 / xp.maximum(c, 1)), 0.0)
+        return segs, level
+
+    def responses(self, index: np.ndarray):
+        """As :meth:`ClipSet.responses`, on the device."""
+        be = self.be
+        if not self.resident or len(index) == 0:
+            return be.asarray(self.clips.responses(index) if len(index) else np.zeros((0, 1), np.float32))
+        xp = self._xp
+        index = np.asarray(index, dtype=np.int64)
+        L = max(int(self.clips.lengths[index].max()), 1)
+        idx = be.asarray(index)
+        length = self.d_lengths[idx][:, None]
+        j = xp.arange(L, dtype=xp.int64)[None, :]
+        pos = self.d_starts[idx][:, None] + xp.minimum(j, xp.maximum(length - 1, 0))
+        k = xp.where(j < length, self.data[xp.minimum(pos, self.data.size - 1)], xp.int16(0))
+        return k.astype(xp.float32) * xp.float32(1 / 32768)
+
+
 def open_sets(split: str, noise_stores=(), rir_stores=(), noise_corpora=(), rir_corpora=()) -> tuple[ClipSet, ClipSet]:
     """The noise and RIR sets of ``split`` from their audio stores."""
     return (ClipSet("noise", split, noise_stores, noise_corpora),

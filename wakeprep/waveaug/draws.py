@@ -127,6 +127,49 @@ class ChainParams:
         return ChainParams(rows=len(out["keys"]), **out)
 
 
+def _coins(settings: WaveAugSettings, keys: dict, n_noise: int, n_rirs: int) -> dict:
+    apply = {name: uniforms(keys[name], 0) < settings.p(name) for name in TRANSFORMS}
+    # as microWakeWord: without noise or impulse responses the transform is an identity
+    if n_noise == 0:
+        apply["AddBackgroundNoise"][:] = False
+    if n_rirs == 0:
+        apply["RIR"][:] = False
+    return apply
+
+
+def _eq_draws(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    centre, gain, q = (np.empty((k.size, 7)) for _ in range(3))
+    for j in range(7):
+        lo, hi = EQ_CENTERS[j]
+        centre[:, j] = mel_to_hz(_uniform(uniforms(k, 1 + 3 * j), hz_to_mel(lo), hz_to_mel(hi)))
+        gain[:, j] = _uniform(uniforms(k, 2 + 3 * j), *EQ_GAIN_DB)
+        q[:, j] = _uniform(uniforms(k, 3 + 3 * j), *EQ_Q[j])
+    return centre, gain, q
+
+
+def _bandstop_draws(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order = _randint(uniforms(k, 1), BANDSTOP_ROLLOFF_DB[0] // 6, BANDSTOP_ROLLOFF_DB[1] // 6)
+    centre = mel_to_hz(_uniform(uniforms(k, 2), hz_to_mel(BANDSTOP_CENTER_HZ[0]), hz_to_mel(BANDSTOP_CENTER_HZ[1])))
+    return order, centre, centre * _uniform(uniforms(k, 3), *BANDSTOP_BANDWIDTH_FRACTION)
+
+
+def _noise_draws(k: np.ndarray, noise_lengths, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    noise_lengths = np.asarray(noise_lengths, dtype=np.int64)
+    if not noise_lengths.size:
+        return np.full(k.size, -1, dtype=np.int64), np.zeros(k.size, dtype=np.int64)
+    index = _randint(uniforms(k, 2), 0, noise_lengths.size - 1)
+    span = np.maximum(noise_lengths[index] - n_samples, 0)
+    return index, _randint(uniforms(k, 3), 0, span)
+
+
+def _transition_draws(settings: WaveAugSettings, k: np.ndarray, n_samples: int) -> dict:
+    lo, hi = round(GAIN_TRANSITION_S[0] * SAMPLE_RATE), round(GAIN_TRANSITION_S[1] * SAMPLE_RATE)
+    fade = np.maximum(3, _randint(uniforms(k, 1), lo, hi))
+    a, b = settings.min_gain_transition_db, settings.max_gain_transition_db
+    return {"transition_samples": fade, "transition_t0": _randint(uniforms(k, 2), -fade + 2, n_samples - 2),
+            "transition_start_db": _uniform(uniforms(k, 3), a, b), "transition_end_db": _uniform(uniforms(k, 4), a, b)}
+
+
 def draw_params(
     settings: WaveAugSettings,
     clips: np.ndarray,
@@ -154,62 +197,22 @@ def draw_params(
     k2 = copy_keys(settings.seed, clips, copies)
     B = k2.size
     keys = {name: transform_key(k2, t) for t, name in enumerate(TRANSFORMS)}
-    apply = {name: uniforms(keys[name], 0) < settings.p(name) for name in TRANSFORMS}
-    # as microWakeWord: without noise or impulse responses the transform is an identity
-    if len(noise_lengths) == 0:
-        apply["AddBackgroundNoise"][:] = False
-    if n_rirs == 0:
-        apply["RIR"][:] = False
-
-    k = keys["SevenBandParametricEQ"]
-    centre, gain, q = (np.empty((B, 7)) for _ in range(3))
-    for j in range(7):
-        lo, hi = EQ_CENTERS[j]
-        centre[:, j] = mel_to_hz(_uniform(uniforms(k, 1 + 3 * j), hz_to_mel(lo), hz_to_mel(hi)))
-        gain[:, j] = _uniform(uniforms(k, 2 + 3 * j), *EQ_GAIN_DB)
-        q[:, j] = _uniform(uniforms(k, 3 + 3 * j), *EQ_Q[j])
-
-    k = keys["BandStopFilter"]
-    order = _randint(uniforms(k, 1), BANDSTOP_ROLLOFF_DB[0] // 6, BANDSTOP_ROLLOFF_DB[1] // 6)
-    bs_centre = mel_to_hz(_uniform(uniforms(k, 2), hz_to_mel(BANDSTOP_CENTER_HZ[0]), hz_to_mel(BANDSTOP_CENTER_HZ[1])))
-    bs_width = bs_centre * _uniform(uniforms(k, 3), *BANDSTOP_BANDWIDTH_FRACTION)
-
-    k = keys["AddBackgroundNoise"]
-    noise_lengths = np.asarray(noise_lengths, dtype=np.int64)
-    if noise_lengths.size:
-        noise_index = _randint(uniforms(k, 2), 0, noise_lengths.size - 1)
-        span = np.maximum(noise_lengths[noise_index] - n_samples, 0)
-        noise_offset = _randint(uniforms(k, 3), 0, span)
-    else:
-        noise_index = np.full(B, -1, dtype=np.int64)
-        noise_offset = np.zeros(B, dtype=np.int64)
-
-    k = keys["GainTransition"]
-    fade = np.maximum(3, _randint(uniforms(k, 1), round(GAIN_TRANSITION_S[0] * SAMPLE_RATE), round(GAIN_TRANSITION_S[1] * SAMPLE_RATE)))
-    t0 = _randint(uniforms(k, 2), -fade + 2, n_samples - 2)
-
+    s = settings
+    order, bs_centre, bs_width = _bandstop_draws(keys["BandStopFilter"])
+    noise_index, noise_offset = _noise_draws(keys["AddBackgroundNoise"], noise_lengths, n_samples)
+    centre, gain, q = _eq_draws(keys["SevenBandParametricEQ"])
     return ChainParams(
-        rows=B,
-        keys=k2,
-        apply=apply,
-        eq_center_hz=centre,
-        eq_gain_db=gain,
-        eq_q=q,
+        rows=B, keys=k2, apply=_coins(s, keys, len(noise_lengths), n_rirs),
+        eq_center_hz=centre, eq_gain_db=gain, eq_q=q,
         tanh_distortion=_uniform(uniforms(keys["TanhDistortion"], 1), *TANH_DISTORTION),
         pitch_semitones=_uniform(uniforms(keys["PitchShift"], 1), *PITCH_SEMITONES),
-        bandstop_order=order,
-        bandstop_center_hz=bs_centre,
-        bandstop_bandwidth_hz=bs_width,
-        color_snr_db=_uniform(uniforms(keys["AddColorNoise"], 1), settings.color_min_snr_db, settings.color_max_snr_db),
+        bandstop_order=order, bandstop_center_hz=bs_centre, bandstop_bandwidth_hz=bs_width,
+        color_snr_db=_uniform(uniforms(keys["AddColorNoise"], 1), s.color_min_snr_db, s.color_max_snr_db),
         color_f_decay=_uniform(uniforms(keys["AddColorNoise"], 2), *COLOR_F_DECAY),
-        background_snr_db=_uniform(uniforms(keys["AddBackgroundNoise"], 1), settings.background_min_snr_db, settings.background_max_snr_db),
-        noise_index=noise_index,
-        noise_offset=noise_offset,
-        gain_db=_uniform(uniforms(keys["Gain"], 1), settings.min_gain_db, settings.max_gain_db),
-        transition_samples=fade,
-        transition_t0=t0,
-        transition_start_db=_uniform(uniforms(k, 3), settings.min_gain_transition_db, settings.max_gain_transition_db),
-        transition_end_db=_uniform(uniforms(k, 4), settings.min_gain_transition_db, settings.max_gain_transition_db),
+        background_snr_db=_uniform(uniforms(keys["AddBackgroundNoise"], 1), s.background_min_snr_db, s.background_max_snr_db),
+        noise_index=noise_index, noise_offset=noise_offset,
+        gain_db=_uniform(uniforms(keys["Gain"], 1), s.min_gain_db, s.max_gain_db),
+        **_transition_draws(s, keys["GainTransition"], n_samples),
         rir_index=_randint(uniforms(keys["RIR"], 1), 0, n_rirs - 1) if n_rirs else np.full(B, -1, dtype=np.int64),
     )
 
@@ -268,6 +271,50 @@ def param_rows(p: ChainParams, item_ids, window_ids, copies, noise_ids, rir_ids,
             row[k] = float(v[r])
         out.append(row)
     return out
+
+
+def _text(value: str) -> str:
+    return value.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+
+def _column(B: int, rows: np.ndarray | None, values, kind: str) -> list[str]:
+    """Cells of one column: ``values`` (length B) formatted where ``rows`` (all rows when
+    None), empty elsewhere; floats as ``{:.6g}`` (as :func:`wakeprep.table._cell`)."""
+    vals = np.asarray(values)
+    if rows is None:
+        sel = vals.tolist()
+        return [format(v, ".6g") for v in sel] if kind == "f" else [str(v) for v in sel]
+    col = [""] * B
+    fmt = (lambda v: format(v, ".6g")) if kind == "f" else str
+    for r, v in zip(rows.tolist(), vals[rows].tolist()):
+        col[r] = fmt(v)
+    return col
+
+
+def param_table(p: ChainParams, item_ids, window_ids, copies, noise_ids, rir_ids, measured: dict) -> str:
+    """The lines of the parameter table for ``p``'s rows (tab-separated, each ending in a
+    newline, columns :func:`param_columns`): the same text as :func:`param_rows` written
+    through :func:`wakeprep.table._cell`, built column by column (no Python per cell that
+    is empty), so writing it keeps up with the GPU."""
+    B, a = p.rows, p.apply
+    on = {name: np.flatnonzero(a[name]) for name in TRANSFORMS}
+    cols = [[_text(str(i)) for i in item_ids], [_text(str(i)) for i in window_ids], _column(B, None, copies, "i")]
+    cols += [_column(B, None, a[name].astype(np.int64), "i") for name in TRANSFORMS]
+    eq = [(p.eq_center_hz, p.eq_gain_db, p.eq_q)[w][:, j] for j in range(7) for w in range(3)]
+    cols += [_column(B, on["SevenBandParametricEQ"], v, "f") for v in eq]
+    nid = np.array([_text(str(i)) for i in noise_ids] + [""], dtype=object)
+    rid = np.array([_text(str(i)) for i in rir_ids] + [""], dtype=object)
+    spec = [("TanhDistortion", p.tanh_distortion, "f"), ("PitchShift", p.pitch_semitones, "f"),
+            ("BandStopFilter", p.bandstop_order, "i"), ("BandStopFilter", p.bandstop_center_hz, "f"),
+            ("BandStopFilter", p.bandstop_bandwidth_hz, "f"), ("AddColorNoise", p.color_snr_db, "f"),
+            ("AddColorNoise", p.color_f_decay, "f"), ("AddBackgroundNoise", p.background_snr_db, "f"),
+            ("AddBackgroundNoise", nid[p.noise_index], "s"), ("AddBackgroundNoise", p.noise_offset, "i"),
+            ("Gain", p.gain_db, "f"), ("GainTransition", p.transition_samples, "i"),
+            ("GainTransition", p.transition_t0, "i"), ("GainTransition", p.transition_start_db, "f"),
+            ("GainTransition", p.transition_end_db, "f"), ("RIR", rid[p.rir_index], "s")]
+    cols += [_column(B, on[name], v, kind) for name, v, kind in spec]
+    cols += [_column(B, None, np.asarray(v, dtype=np.float64), "f") for v in measured.values()]
+    return "".join(line + "\n" for line in map("\t".join, zip(*cols)))
 
 
 def snr_db(signal_rms, noise_rms):
