@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .fileio import atomic_write
 from .split import SPLITS
-from .stats import RunStats, compute_stats, summarise_augment_audio  # noqa: F401 (waveaug.job imports it here)
+from .stats import RunStats, compute_stats
 from .table import read_table, write_table
 
 

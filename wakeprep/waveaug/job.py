@@ -446,7 +446,8 @@ def write_overview(indexes: dict, out_txt) -> str:
 
     ``indexes`` maps ``(split, label)`` to the path of its ``parts.json``.
     """
-    from ..summary import augment_audio_lines, summarise_augment_audio
+    from ..stats import summarise_augment_audio
+    from ..summary import augment_audio_lines
 
     text = "\n".join(augment_audio_lines(summarise_augment_audio(indexes))) + "\n"
     with atomic_open(out_txt) as f:
