@@ -3,9 +3,17 @@ microWakeWord's own scripts do the same work (clip by clip in one Python process
 
 Usage::
 
-    python3 bench/convert_features.py --hours 2          # the figure in docs/benchmarks.md
+    python3 bench/convert_features.py --hours 2 --workdir /tmp/cf --cores 1 --shard-size 1024 \
+        --without-speech --steady --repeat 3             # the figures in docs/benchmarks.md
     python3 bench/convert_features.py --small            # a smoke run (CI)
     python3 bench/convert_features.py --soxr-only        # only the VHQ vs HQ resampling table
+
+Rows: the loop (in this process, and as a process of its own, start-up included like the
+workflow's); wakeprep with speech detection on (Silero, the default) and, with
+``--without-speech``, by webrtcvad, and off (VHQ, and HQ: the loop's resampler). The loop
+detects no speech: the speech-detection-off rows are the like-for-like ones. ``--steady``
+adds what the second half of the corpus costs (full minus first half), where the start-up a
+run pays once cancels out.
 
 A second table compares libsoxr's VHQ (wakeprep's default) with HQ (microWakeWord's
 scripts) on the corpus's resampled files: resampling time alone, the largest int16
