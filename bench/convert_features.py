@@ -3,9 +3,17 @@ microWakeWord's own scripts do the same work (clip by clip in one Python process
 
 Usage::
 
-    python3 bench/convert_features.py --hours 2          # the figure in docs/benchmarks.md
+    python3 bench/convert_features.py --hours 2 --workdir /tmp/cf --cores 1 --shard-size 1024 \
+        --without-speech --steady --repeat 3             # the figures in docs/benchmarks.md
     python3 bench/convert_features.py --small            # a smoke run (CI)
     python3 bench/convert_features.py --soxr-only        # only the VHQ vs HQ resampling table
+
+Rows: the loop (in this process, and as a process of its own, start-up included like the
+workflow's); wakeprep with speech detection on (Silero, the default) and, with
+``--without-speech``, by webrtcvad, and off (VHQ, and HQ: the loop's resampler). The loop
+detects no speech: the speech-detection-off rows are the like-for-like ones. ``--steady``
+adds what the second half of the corpus costs (full minus first half), where the start-up a
+run pays once cancels out.
 
 A second table compares libsoxr's VHQ (wakeprep's default) with HQ (microWakeWord's
 scripts) on the corpus's resampled files: resampling time alone, the largest int16
@@ -32,12 +40,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-
-from wakeprep.demo import NEGATIVE_PHRASES, VOICES, espeak, noise  # noqa: E402
+# (yaml and wakeprep are imported where they are used: the loop, run as a process of its
+# own with --loop-only, imports what microWakeWord's scripts need and no more)
 
 FORMATS = [  # (weight, ext, format, subtype)
     (4, "wav", "WAV", "PCM_16"),
@@ -50,6 +57,8 @@ RATES = [8000, 16000, 22050, 44100, 48000]
 
 def make_corpus(folder: Path, hours: float, seed: int = 0) -> tuple[int, float]:
     """Write about ``hours`` of audio into ``folder``; returns (files, seconds)."""
+    from wakeprep.demo import NEGATIVE_PHRASES, VOICES, espeak, noise
+
     rng = np.random.default_rng(seed)
     pool = []
     for v in VOICES:
@@ -143,10 +152,34 @@ def soxr_quality(files) -> list[tuple]:
             (max_diff, differing / max(samples, 1), float(np.mean(code_diff != 0)), int(code_diff.max(initial=0)))]
 
 
-def run_workflow(corpus: Path, work: Path, cores: int, shard_size: int, speech: bool = True) -> tuple[float, float]:
+def loop_process(files, root: Path) -> tuple[float, float]:
+    """The same loop run as a process of its own, measured as the workflow is: wall and
+    CPU seconds of the whole process, interpreter start-up and imports included."""
+    listing = root / "files.txt"
+    listing.write_text("\n".join(files))
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, __file__, "--loop-only", str(listing)], check=True)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def median_of(n: int, measure) -> tuple[float, float]:
+    """Median wall and median CPU seconds of ``n`` calls of ``measure()`` (each taken
+    separately): a shared machine's slow outliers do not decide a row."""
+    runs = [measure() for _ in range(max(1, n))]
+    return float(np.median([w for w, _ in runs])), float(np.median([c for _, c in runs]))
+
+
+def run_workflow(corpus: Path, work: Path, cores: int, shard_size: int, speech: bool = True,
+                 quality: str | None = None, vad_method: str | None = None) -> tuple[float, float]:
     """Wall seconds, and CPU seconds of Snakemake and every job it ran (user + system).
     ``speech`` False turns convert's speech detection off (``vad.labels: []``), which the
-    microWakeWord-style loop does not do either."""
+    microWakeWord-style loop does not do either; ``quality`` sets ``audio.resample_quality``
+    (``HQ``: the loop's resampler)."""
+    import yaml
+
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -159,9 +192,14 @@ def run_workflow(corpus: Path, work: Path, cores: int, shard_size: int, speech: 
     if not speech:  # nothing is then placed by its speech end either (the run stops at features)
         cfg["vad"] = {"labels": []}
         cfg["windows"] = {"place_labels": []}
+    if quality:
+        cfg["audio"] = {"resample_quality": quality}
+    if vad_method:
+        cfg["vad"] = {"method": vad_method}
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     # --until features: convert and features of every shard, nothing after them
-    cmd = ["snakemake", "--until", "features", "-s", str(REPO / "Snakefile"), "-d", str(work),
+    # (through this interpreter, not a `snakemake` launcher that may be a shell shim)
+    cmd = [sys.executable, "-m", "snakemake", "--until", "features", "-s", str(REPO / "Snakefile"), "-d", str(work),
            "--cores", str(cores), "--quiet", "all"]
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -180,8 +218,18 @@ def main() -> None:
     ap.add_argument("--shard-size", type=int, default=256)
     ap.add_argument("--soxr-only", action="store_true", help="only the VHQ vs HQ table")
     ap.add_argument("--without-speech", action="store_true",
-                    help="also run wakeprep with speech detection off (vad.labels: []), on one core")
+                    help="also run wakeprep with speech detection off (vad.labels: []), on one core, "
+                         "with VHQ and with HQ resampling, and the loop as a process of its own")
+    ap.add_argument("--steady", action="store_true",
+                    help="with --without-speech: also run the loop and wakeprep without speech detection on the "
+                         "first half of the corpus, for what the second half costs (start-up paid once cancels out)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="measure every row this many times and report the medians")
+    ap.add_argument("--loop-only", type=Path, help=argparse.SUPPRESS)  # the loop over a file list, in this process
     args = ap.parse_args()
+    if args.loop_only:
+        microwakeword_style(args.loop_only.read_text().splitlines())
+        return
     hours = 0.05 if args.small else args.hours
     root = args.workdir or Path(tempfile.mkdtemp(prefix="wakeprep-bench-"))
     corpus = root / "corpus"
@@ -194,15 +242,41 @@ def main() -> None:
     print(f"corpus: {len(files)} files, {seconds / 3600:.2f} h of audio in {corpus} (ready in {gen:.0f} s)", file=sys.stderr)
 
     rows = []
+    n = args.repeat
     if not args.soxr_only:
-        base, base_cpu = microwakeword_style(files)
+        base, base_cpu = median_of(n, lambda: microwakeword_style(files))
         rows.append(("microWakeWord-style loop, one process", 1, base, base_cpu))
         for cores in [int(c) for c in args.cores.split(",")]:
-            wall, cpu = run_workflow(corpus, root / f"work{cores}", cores, args.shard_size)
-            rows.append((f"wakeprep (snakemake --cores {cores})", cores, wall, cpu))
+            wall, cpu = median_of(n, lambda: run_workflow(corpus, root / f"work{cores}", cores, args.shard_size))
+            rows.append((f"wakeprep (snakemake --cores {cores}), speech detection on (Silero, the default)", cores, wall, cpu))
         if args.without_speech:
-            wall, cpu = run_workflow(corpus, root / "work1-nospeech", 1, args.shard_size, speech=False)
+            wall, cpu = median_of(n, lambda: run_workflow(corpus, root / "work1-webrtcvad", 1, args.shard_size,
+                                                          vad_method="webrtcvad"))
+            rows.append(("wakeprep, speech detection by webrtcvad (snakemake --cores 1)", 1, wall, cpu))
+            wall, cpu = median_of(n, lambda: loop_process(files, root))
+            rows.append(("microWakeWord-style loop, as its own process (start-up and imports counted)", 1, wall, cpu))
+            wall, cpu = median_of(n, lambda: run_workflow(corpus, root / "work1-nospeech", 1, args.shard_size, speech=False))
             rows.append(("wakeprep, speech detection off (snakemake --cores 1)", 1, wall, cpu))
+            wall, cpu = median_of(n, lambda: run_workflow(corpus, root / "work1-nospeech-hq", 1, args.shard_size,
+                                                          speech=False, quality="HQ"))
+            rows.append(("wakeprep, speech detection off, resample_quality HQ (snakemake --cores 1)", 1, wall, cpu))
+    steady = []
+    if args.steady and args.without_speech and not args.soxr_only:
+        half = root / "corpus_half"  # the first half of the files (hard links, same relative paths)
+        shutil.rmtree(half, ignore_errors=True)
+        for f in files[: len(files) // 2]:
+            dst = half / Path(f).relative_to(corpus)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.link(f, dst)
+        half_files = sorted(str(p) for p in half.rglob("*") if p.is_file())
+        half_seconds = sum(sf.info(f).duration for f in half_files)
+        full = {name: (wall, cpu) for name, _, wall, cpu in rows}
+        loop_name = "microWakeWord-style loop, one process"
+        steady.append((loop_name, full[loop_name], median_of(n, lambda: microwakeword_style(half_files))))
+        for name, quality in (("wakeprep, speech detection off (snakemake --cores 1)", None),
+                              ("wakeprep, speech detection off, resample_quality HQ (snakemake --cores 1)", "HQ")):
+            steady.append((name, full[name], median_of(n, lambda: run_workflow(
+                half, root / "work1-half", 1, args.shard_size, speech=False, quality=quality))))
     vhq, hq, (max_diff, frac, code_frac, code_max) = soxr_quality(files)
 
     print(f"\nmachine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
@@ -218,6 +292,21 @@ def main() -> None:
             rt = seconds / wall
             print(f"| {name} | {cores} | {wall:.1f} | {rt:.0f} | {rt / cores:.0f} | {base / (wall * cores):.2f}x | "
                   f"{cpu:.1f} | {seconds / cpu:.0f} | {base_cpu / cpu:.2f}x |")
+        print()
+    if steady:
+        added = seconds - half_seconds
+        print(f"What the second half of the corpus costs ({added / 3600:.2f} h): the full corpus minus its "
+              f"first half ({len(half_files)} files, {half_seconds / 3600:.2f} h), one core. Start-up that a "
+              "run pays once (Snakemake's, the loop's) cancels out; what each shard job pays does not:\n")
+        print("| method | CPU s, full | CPU s, half | CPU s of the second half | x real time per CPU s | "
+              "vs microWakeWord-style, per CPU s | wall s of the second half | vs microWakeWord-style, per core |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        base_d = steady[0][1][1] - steady[0][2][1]
+        base_w = steady[0][1][0] - steady[0][2][0]
+        for name, (wf, cf), (wh, ch) in steady:
+            d, dw = cf - ch, wf - wh
+            print(f"| {name} | {cf:.1f} | {ch:.1f} | {d:.2f} | {added / d:.0f} | {base_d / d:.2f}x | "
+                  f"{dw:.2f} | {base_w / dw:.2f}x |")
         print()
     print(f"libsoxr to 16 kHz on the {vhq[3]} files that need it ({vhq[2] / 3600:.2f} h), one core:\n")
     print("| quality | resample s | x real time | speed vs VHQ |")

@@ -4,6 +4,9 @@ rule convert:
     output:
         audio=directory(f"{SHARD}/audio"),
         table=f"{SHARD}/clips.tsv",
+        # with features.device cpu, the clips' features, computed while their audio is in
+        # memory, for rule features to take over (wakeprep/featurecache.py)
+        made=directory(f"{SHARD}/features_convert"),
     log:
         f"{RESULTS}/logs/convert/{{corpus}}/{{shard}}.log",
     benchmark:

@@ -1,6 +1,11 @@
+# features.device cpu (the default): the convert job has computed the shard's features while
+# converting it, and this job takes them over (hard links, a fraction of a second) when
+# they were made with this pad_ms; otherwise (cuda, or pad_ms changed since) it computes them
+# from the audio store. Either way the same bytes (docs/benchmarks.md, "Convert + features").
 rule features:
     input:
         audio=f"{SHARD}/audio",
+        made=f"{SHARD}/features_convert",
     output:
         features=directory(f"{SHARD}/features"),
     log:

@@ -1,6 +1,6 @@
 from wakeprep.audio import AudioSettings
 from wakeprep.logs import script_logging
-from wakeprep.shards import convert_shard
+from wakeprep.shards import FeatureSettings, convert_shard  # (not from wakeprep.features: its GPU path is not this env's)
 from wakeprep.vad import VadSettings
 
 with script_logging(snakemake.log[0]):
@@ -11,4 +11,8 @@ with script_logging(snakemake.log[0]):
         snakemake.output.audio,
         snakemake.output.table,
         VadSettings.from_config(snakemake.params.vad),
+        # features.pad_ms is not a parameter of this rule (rule features checks what it
+        # takes over), so changing it reruns the features jobs only
+        FeatureSettings.from_config(snakemake.config["features"]),
+        snakemake.output.made,
     )

@@ -10,7 +10,7 @@ from helpers import REPO
 pytestmark = pytest.mark.slow
 
 BENCHES = {
-    "convert_features.py": ["--small"],
+    "convert_features.py": ["--small", "--cores", "1", "--without-speech", "--steady"],
     "features.py": ["--small"],
     "snakemake_overhead.py": ["--small"],
     "cluster.py": ["--small"],

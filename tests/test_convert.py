@@ -92,3 +92,93 @@ def test_float_beyond_full_scale_is_clipped_and_counted(tmp_path):
     res = convert_file(str(p), AudioSettings())
     assert res.status == "ok" and res.clipped > 0
     assert res.samples.max() == 32767 and res.samples.min() == -32768
+
+
+@pytest.mark.parametrize("channels", range(1, 11))
+def test_downmix_is_numpys_mean_bit_for_bit(channels):
+    """The fast downmix (columns added in order) gives the bits of ``x.mean(axis=1,
+    dtype=float32)``, which the conversion used before, for every channel count."""
+    from wakeprep.audio import downmix
+
+    rng = np.random.default_rng(channels)
+    x = (rng.standard_normal((20_000, channels)) * rng.choice([1e-4, 0.3, 1.5], (20_000, channels))).astype(np.float32)
+    want = x.mean(axis=1, dtype=np.float32)
+    got = downmix(x)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def _shard_corpus(root):
+    """A small mixed corpus: rates that need resampling, stereo, FLAC, a bad file."""
+    from wakeprep.corpus import scan_corpus, write_manifests
+
+    rng = np.random.default_rng(5)
+    for k, (rate, fmt, ch) in enumerate([(16000, "WAV", 1), (44100, "WAV", 2), (22050, "FLAC", 1),
+                                          (48000, "FLAC", 2), (8000, "WAV", 1), (16000, "FLAC", 2)]):
+        x = tone(0.5 + 0.37 * k, rate, freq=200 + 90 * k, amp=0.3) + (rng.standard_normal(round((0.5 + 0.37 * k) * rate)) * 0.01).astype(np.float32)
+        write_audio(root / "c" / f"f{k}.{fmt.lower()}", x, rate, fmt, "PCM_16", ch, np.linspace(1, 0.5, ch))
+    (root / "c" / "bad.wav").write_text("not audio")
+    write_manifests(scan_corpus("c", root / "c"), root / "m", 100)
+    return root / "m" / "s0000.jsonl", {"name": "c", "path": str(root / "c"), "label": "negative"}
+
+
+@pytest.mark.parametrize("pad_ms,batch_mb", [(0, 64), (0, 1), (20, 1)])
+def test_features_made_in_convert_are_the_features_jobs_bytes(tmp_path, pad_ms, batch_mb):
+    """convert_shard's feature store (computed while converting, in batches) is the one
+    features_shard makes from the audio store: every file byte for byte; the features
+    job takes it over (hard links) when its pad_ms matches, and computes otherwise."""
+    from wakeprep.featurecache import features_job, usable
+    from wakeprep.features import FeatureSettings
+    from wakeprep.shards import convert_shard, features_shard
+
+    manifest, corpus = _shard_corpus(tmp_path)
+    settings = FeatureSettings(pad_ms=pad_ms, batch_mb=batch_mb)
+    counts = convert_shard(manifest, corpus, AudioSettings(), tmp_path / "audio", tmp_path / "t.tsv",
+                           features=settings, out_features=tmp_path / "made")
+    assert counts["ok"] == 6
+    features_shard(tmp_path / "audio", tmp_path / "computed", settings)
+    names = sorted(p.name for p in (tmp_path / "computed").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "made").iterdir())
+    for name in names:
+        assert (tmp_path / "made" / name).read_bytes() == (tmp_path / "computed" / name).read_bytes(), name
+    # taken over when pad_ms matches, computed from the audio otherwise: the same bytes
+    assert usable(tmp_path / "made", tmp_path / "audio", pad_ms) == ""
+    features_job(tmp_path / "made", tmp_path / "audio", tmp_path / "taken", {"pad_ms": pad_ms}, pad_ms)
+    assert (tmp_path / "taken" / "data.bin").stat().st_ino == (tmp_path / "made" / "data.bin").stat().st_ino
+    other = 10 if pad_ms != 10 else 0
+    assert "pad_ms" in usable(tmp_path / "made", tmp_path / "audio", other)
+    features_job(tmp_path / "made", tmp_path / "audio", tmp_path / "other", {"pad_ms": other}, other)
+    features_shard(tmp_path / "audio", tmp_path / "other_ref", FeatureSettings(pad_ms=other))
+    for name in names:
+        assert (tmp_path / "other" / name).read_bytes() == (tmp_path / "other_ref" / name).read_bytes(), name
+    for name in names:
+        assert (tmp_path / "taken" / name).read_bytes() == (tmp_path / "computed" / name).read_bytes(), name
+
+
+def test_convert_without_cpu_features_writes_a_store_that_says_so(tmp_path):
+    """features.device cuda: the convert job computes nothing and says why; the features
+    job then computes them itself (here on the CPU, as the GPU would: same codes)."""
+    from wakeprep.featurecache import features_job, usable
+    from wakeprep.features import FeatureSettings
+    from wakeprep.shards import convert_shard, features_shard
+    from wakeprep.store import RaggedStore
+
+    manifest, corpus = _shard_corpus(tmp_path)
+    convert_shard(manifest, corpus, AudioSettings(), tmp_path / "audio", tmp_path / "t.tsv",
+                  features=FeatureSettings(device="cuda"), out_features=tmp_path / "made")
+    assert len(RaggedStore(tmp_path / "made")) == 0
+    assert "cuda" in usable(tmp_path / "made", tmp_path / "audio", 0)
+    features_job(tmp_path / "made", tmp_path / "audio", tmp_path / "features", {}, 0)
+    features_shard(tmp_path / "audio", tmp_path / "ref")
+    assert (tmp_path / "features" / "data.bin").read_bytes() == (tmp_path / "ref" / "data.bin").read_bytes()
+    # another shard's store (other clips) is never taken over
+    convert_shard(manifest, corpus, AudioSettings(), tmp_path / "audio2", tmp_path / "t2.tsv",
+                  features=FeatureSettings(), out_features=tmp_path / "made2")
+    (tmp_path / "made2" / "ids.txt").write_text("c/f0\n")
+    assert "clips" in usable(tmp_path / "made2", tmp_path / "audio2", 0)
+
+
+def test_featurecache_names_the_stores_files():
+    from wakeprep import featurecache, store
+
+    assert (featurecache.META, featurecache.IDS) == (store.META, store.IDS)

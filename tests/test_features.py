@@ -352,3 +352,26 @@ def test_features_shard_in_several_batches(tmp_path):
     for cid in ("c/00", "c/39"):
         x = np.concatenate([np.zeros(480, np.int16), audio[cid], np.zeros(480, np.int16)])
         np.testing.assert_array_equal(feats[cid], quantise(direct_frontend(x)))
+
+
+def test_cpu_frontend_starts_without_scipy_and_leaves_it_importable():
+    """numba's start-up probes SciPy's BLAS (0.2 CPU s a process); the frontend answers it
+    "no" (it uses no BLAS): SciPy is not imported by the features, imports normally after,
+    and the codes are the reference's."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = (
+        "import sys, numpy as np\n"
+        "from wakeprep.features import micro_features_u16, reference_u16\n"
+        "x = (np.random.default_rng(1).standard_normal(8000) * 2000).astype(np.int16)\n"
+        "codes = micro_features_u16(x)\n"
+        "assert 'scipy' not in sys.modules, 'the CPU frontend imported SciPy'\n"
+        "import scipy.linalg\n"
+        "assert scipy.linalg.cython_blas is not None\n"
+        "assert np.array_equal(codes, reference_u16(x))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr

@@ -48,6 +48,8 @@ def test_end_to_end_outputs(workspace):
             audio = RaggedStore(shard / "audio")
             feats = RaggedStore(shard / "features")
             assert audio.ids == feats.ids
+            # features.device cpu: the convert job computed them, the features job took them over
+            assert (shard / "features" / "data.bin").stat().st_ino == (shard / "features_convert" / "data.bin").stat().st_ino
             for cid, samples in audio.items():
                 np.testing.assert_array_equal(feats[cid], micro_features_u16(samples))
                 seen += 1

@@ -176,6 +176,27 @@ def to_int16(x: np.ndarray) -> tuple[np.ndarray, int]:
     return np.clip(y, -32768, 32767).astype(np.int16), clipped
 
 
+def downmix(x: np.ndarray) -> np.ndarray:
+    """Mono float32 from ``[frames, channels]`` float32: the channels' mean, the same bits as
+    ``x.mean(axis=1, dtype=np.float32)``.
+
+    NumPy reduces a row of fewer than 8 values one after the other, so for 2 to 7 channels
+    adding the columns in order and dividing gives its exact result, about 30x faster (a
+    row-wise mean over two values costs more than decoding the file). From 8 channels on
+    NumPy sums in another order; those keep ``mean``.
+    """
+    channels = x.shape[1]
+    if channels == 1:
+        return np.ascontiguousarray(x[:, 0])
+    if channels >= 8:
+        return np.ascontiguousarray(x.mean(axis=1, dtype=np.float32))
+    acc = x[:, 0] + x[:, 1]
+    for j in range(2, channels):
+        acc += x[:, j]
+    acc /= np.float32(channels)
+    return acc
+
+
 def full_scale_count(pcm: np.ndarray) -> int:
     """Samples of int16 ``pcm`` at full scale (32767 or -32768): the clipped ones, whether
     they were clipped here or already in the source."""
@@ -231,8 +252,7 @@ def convert_file(path: str, settings: AudioSettings) -> Converted:
     if not np.isfinite(x).all():
         bad = int(np.count_nonzero(~np.isfinite(x)))
         return _reject("non_finite", f"{bad} of {x.size} samples are NaN or infinite", **meta)
-    mono = x.mean(axis=1, dtype=np.float32) if x.shape[1] > 1 else x[:, 0]
-    y = resample_to_16k(np.ascontiguousarray(mono), int(rate), settings.resample_quality)
+    y = resample_to_16k(downmix(x), int(rate), settings.resample_quality)
     pcm, clipped = to_int16(y)
     peak = int(np.max(np.abs(pcm.astype(np.int32)))) if len(pcm) else 0
     peak_dbfs = 20 * np.log10(peak / INT16_SCALE) if peak else float("-inf")

@@ -7,7 +7,7 @@ the workflow's layout (one place: a rule that adds a per-corpus, per-shard or pe
 output registers it here)::
 
     manifests/{corpus}/                 layout.json, s0000.jsonl ...
-    shards/{corpus}/{shard}/            audio, features, embeddings (speech labels), clips.tsv
+    shards/{corpus}/{shard}/            audio, features, features_convert, embeddings (speech labels), clips.tsv
     logs|benchmarks/{convert,features,embed}/{corpus}/{shard}.log|.tsv
     mmap/{split}/{label}/               logs|benchmarks/assemble/{split}/{label}.log|.tsv
     windows/{split}/{label}/            logs|benchmarks/windows/{split}/{label}.log|.tsv

@@ -1,7 +1,15 @@
-"""Per-shard work: convert a shard's files to 16 kHz int16, and compute their features."""
+"""Per-shard work: convert a shard's files to 16 kHz int16, and compute their features.
+
+With ``features.device: cpu`` (the default) the convert job computes the features too
+(:func:`convert_shard` with ``features``), while the audio is in memory, and the features
+job takes them over (:mod:`wakeprep.featurecache`) instead of starting numba and reading the
+audio back. With ``cuda``, or a ``pad_ms`` changed since the conversion, the features job
+runs :func:`features_shard`. Both give the same feature store, byte for byte.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -50,9 +58,10 @@ def _clean_detail(detail: str, folder: str, rel: str) -> str:
 
 
 def convert_shard(
-    manifest, corpus: dict, settings: AudioSettings, out_store, out_table, vad: VadSettings = VadSettings()
+    manifest, corpus: dict, settings: AudioSettings, out_store, out_table, vad: VadSettings = VadSettings(),
+    features: FeatureSettings | None = None, out_features=None,
 ) -> Counter:
-    """Convert every file of one shard manifest.
+    """Convert every file of one shard manifest (and, with ``features``, compute their features).
 
     Parameters
     ----------
@@ -66,6 +75,12 @@ def convert_shard(
         Clips of the labels it names get speech boundaries, ratio and SNR.
     out_store, out_table : path-like
         Audio store of the ok clips, and the table of every file.
+    features : FeatureSettings, optional
+    out_features : path-like, optional
+        Where to write the feature store of the ok clips: the one :func:`features_shard`
+        would make from ``out_store`` (same bytes), computed while the audio is in memory,
+        when ``features`` is given and its device is ``cpu``; otherwise an empty store that
+        says it holds no features (:mod:`wakeprep.featurecache`).
 
     Returns
     -------
@@ -84,14 +99,26 @@ def convert_shard(
         "manifest": Path(manifest).name,
         "vad": vad.method if vad.wants(label) else "",
     }
-    with RaggedWriter(out_store, np.int16, (), attrs=attrs) as writer:
+    with contextlib.ExitStack() as stack:
+        writer = stack.enter_context(RaggedWriter(out_store, np.int16, (), attrs=attrs))
+        batcher = None
+        if out_features is not None and features is not None and features.device == "cpu":
+            batcher = _FeatureBatcher(stack.enter_context(
+                RaggedWriter(out_features, np.uint16, (N_BINS,), attrs=feature_attrs(name, label, features.pad_ms))), features)
+        elif out_features is not None:
+            note = "features.device is cuda: rule features computes them" if features is not None else "not computed"
+            stack.enter_context(RaggedWriter(out_features, np.uint16, (N_BINS,), attrs={"corpus": name, "label": label, "note": note}))
         for row, samples in _converted_rows(entries, corpus, settings):
             rows.append(row)
             if samples is not None and detect:
                 _detect_speech(row, samples, vad, settings.min_snr_db)
             if row["status"] == "ok":
                 writer.append(row["clip_id"], samples)
+                if batcher is not None:
+                    batcher.add(row["clip_id"], samples)
             progress.step()
+        if batcher is not None:
+            batcher.flush()
     write_table(out_table, rows)
     progress.finish()
     counts = Counter("ok" if r["status"] == "ok" else f"rejected:{r['reason']}" for r in rows)
@@ -154,6 +181,57 @@ def _detect_speech(row: dict, samples: np.ndarray, vad: VadSettings, min_snr_db:
                    detail=f"speech SNR {speech.snr_db:.1f} dB < min_snr_db {min_snr_db}")
 
 
+def feature_attrs(corpus, label, pad_ms) -> dict:
+    """``meta.json`` attrs of a shard's feature store."""
+    return {
+        "corpus": corpus,
+        "label": label,
+        "frontend": "pymicro-features",
+        "window_ms": 30,
+        "step_ms": 10,
+        "bins": N_BINS,
+        "scale": FEATURE_SCALE,
+        "pad_ms": pad_ms,
+    }
+
+
+class _FeatureBatcher:
+    """Features of clips handed over one at a time, computed in batches of about
+    ``settings.batch_mb`` MiB (as :func:`features_shard` batches a store) and appended to
+    ``writer`` in the order the clips came."""
+
+    def __init__(self, writer: RaggedWriter, settings: FeatureSettings):
+        self.writer, self.settings = writer, settings
+        self.pad = int(round(settings.pad_ms * 16))
+        self.budget = settings.batch_mb * 2**20 // 2  # samples per batch
+        self.ids: list[str] = []
+        self.clips: list[np.ndarray] = []
+        self.total = 0
+
+    def add(self, clip_id: str, samples: np.ndarray) -> None:
+        n = len(samples) + 2 * self.pad
+        if self.clips and self.total + n > self.budget:
+            self.flush()
+        self.ids.append(clip_id)
+        self.clips.append(samples)
+        self.total += n
+
+    def flush(self) -> None:
+        if not self.clips:
+            return
+        pad = self.pad
+        lengths = np.array([len(c) + 2 * pad for c in self.clips], dtype=np.int64)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        batch = np.zeros(int(offsets[-1]), dtype=np.int16)
+        for k, clip in enumerate(self.clips):
+            batch[offsets[k] + pad : offsets[k + 1] - pad] = clip
+        codes, frame_offsets = features_batch(batch, offsets, self.settings.device)
+        for k, clip_id in enumerate(self.ids):
+            self.writer.append(clip_id, codes[frame_offsets[k] : frame_offsets[k + 1]])
+        self.ids, self.clips, self.total = [], [], 0
+
+
 def features_shard(audio_store, out_store, settings: FeatureSettings | None = None, pad_ms: int | None = None) -> int:
     """Compute uint16 micro-frontend features for every clip of an audio store.
 
@@ -178,16 +256,7 @@ def features_shard(audio_store, out_store, settings: FeatureSettings | None = No
         log.info("features on %s", require_gpu())
     audio = RaggedStore(audio_store)
     pad = int(round(settings.pad_ms * 16))
-    attrs = {
-        "corpus": audio.attrs.get("corpus"),
-        "label": audio.attrs.get("label"),
-        "frontend": "pymicro-features",
-        "window_ms": 30,
-        "step_ms": 10,
-        "bins": N_BINS,
-        "scale": FEATURE_SCALE,
-        "pad_ms": settings.pad_ms,
-    }
+    attrs = feature_attrs(audio.attrs.get("corpus"), audio.attrs.get("label"), settings.pad_ms)
     progress = Progress(f"features {audio.path}", len(audio))
     lengths = np.asarray(audio.lengths, dtype=np.int64)
     budget = settings.batch_mb * 2**20 // 2  # samples per batch

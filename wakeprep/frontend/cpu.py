@@ -18,10 +18,38 @@ state (window, noise estimate) starts from zero for each clip, as a fresh
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
+
 import numpy as np
-from numba import njit
 
 from . import tables as T
+
+
+@contextmanager
+def _without_scipy():
+    """SciPy made unimportable for a moment, unless it is already imported.
+
+    The first call of a jitted function makes numba set up its typing registries, and one of
+    them imports ``scipy.linalg.cython_blas`` to see whether ``np.dot`` and ``np.linalg`` can
+    be compiled: 0.16 to 0.2 CPU s of a job's start-up (a convert job's whole frontend work on
+    a shard is about 0.6 s). The frontend uses no BLAS, so that probe is answered "no" here; the
+    only effect is that numba code compiled later in the same process cannot use ``np.dot`` or
+    ``np.linalg`` (none in wakeprep does). SciPy itself imports normally afterwards.
+    """
+    if "scipy" in sys.modules:
+        yield
+        return
+    sys.modules["scipy"] = None  # "import scipy..." now raises ImportError at once
+    try:
+        yield
+    finally:
+        if "scipy" in sys.modules and sys.modules["scipy"] is None:
+            del sys.modules["scipy"]
+
+
+with _without_scipy():  # numba's import checks SciPy's version, which imports SciPy (0.03 s)
+    from numba import njit
 
 
 def _digit_reverse4(n: int) -> np.ndarray:
@@ -347,6 +375,7 @@ def _run(samples, offsets, frame_offsets, out, win, tw, stw, rev, fb_start, fb_e
 
 
 _TABLES = None
+_LOADED = False
 
 
 def tables():
@@ -386,5 +415,11 @@ def features_batch(samples: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray
     frame_offsets = T.frame_offsets(offsets)
     out = np.empty((int(frame_offsets[-1]), T.N_CHANNELS), np.uint16)
     if len(out):
-        _run(samples, offsets, frame_offsets, out, *tables())
+        global _LOADED
+        if not _LOADED:
+            with _without_scipy():  # the first call loads the cached machine code
+                _run(samples, offsets, frame_offsets, out, *tables())
+            _LOADED = True
+        else:
+            _run(samples, offsets, frame_offsets, out, *tables())
     return out, frame_offsets
