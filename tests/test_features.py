@@ -361,7 +361,7 @@ def test_cpu_frontend_starts_without_scipy_and_leaves_it_importable():
     import subprocess
     import sys
 
-    from conftest import REPO
+    from helpers import REPO
 
     code = (
         "import sys, numpy as np\n"
