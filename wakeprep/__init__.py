@@ -8,7 +8,8 @@ Modules, in the order the workflow uses them:
   room impulse response sets
 - :mod:`wakeprep.audio`: decoding, downmixing, resampling, checking one file
 - :mod:`wakeprep.vad`: where speech is in a clip
-- :mod:`wakeprep.shards`: per-shard steps (convert, features)
+- :mod:`wakeprep.shards`, :mod:`wakeprep.featurecache`: per-shard steps (convert, features),
+  and the features a convert job computes for rule features to take over
 - :mod:`wakeprep.features`, :mod:`wakeprep.frontend`: microWakeWord's 40-bin features
   (numba, CUDA and reference implementations)
 - :mod:`wakeprep.embed`: speaker embeddings
