@@ -206,7 +206,7 @@ def test_full_disk_while_closing_leaves_no_temporary_folder(tmp_path):
 
 
 def test_atomic_dir_is_atomic_and_cleans_up(tmp_path):
-    from wakeprep.store import atomic_dir
+    from wakeprep.fileio import atomic_dir
 
     target = tmp_path / "out"
     with atomic_dir(target) as tmp:
@@ -221,7 +221,7 @@ def test_atomic_dir_is_atomic_and_cleans_up(tmp_path):
 
 
 def test_atomic_dir_replaces_a_folder_snakemake_made_and_an_old_output(tmp_path):
-    from wakeprep.store import atomic_dir
+    from wakeprep.fileio import FolderError, atomic_dir
 
     target = tmp_path / "out"
     target.mkdir()  # as Snakemake makes it for a directory() output
@@ -232,7 +232,7 @@ def test_atomic_dir_replaces_a_folder_snakemake_made_and_an_old_output(tmp_path)
     (building.tmp / "b.txt").write_text("two")
     assert building.commit() == target
     assert sorted(os.listdir(target)) == ["b.txt"] and sorted(os.listdir(tmp_path)) == ["out"]
-    with pytest.raises(StoreError, match="already finished"):
+    with pytest.raises(FolderError, match="already finished"):
         building.commit()
 
 

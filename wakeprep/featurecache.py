@@ -25,8 +25,9 @@ import json
 import logging
 import os
 import shutil
-import uuid
 from pathlib import Path
+
+from .fileio import atomic_dir
 
 log = logging.getLogger("wakeprep")
 
@@ -60,23 +61,14 @@ def take_over(made, audio, out, pad_ms) -> bool:
     if why:
         log.info("features: computing them from %s: the convert job's %s cannot be used: %s", audio, made, why)
         return False
-    made, out = Path(made), Path(out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
-    try:
-        linked = True
-        for f in sorted(made.iterdir()):
+    linked = True
+    with atomic_dir(out) as tmp:
+        for f in sorted(Path(made).iterdir()):
             try:
                 os.link(f, tmp / f.name)
             except OSError:
                 shutil.copy2(f, tmp / f.name)
                 linked = False
-        if out.is_dir():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("features: took over %s as %s (%s)", made, out, "hard links" if linked else "copies")
     return True
 
