@@ -182,3 +182,32 @@ def test_featurecache_names_the_stores_files():
     from wakeprep import featurecache, store
 
     assert (featurecache.META, featurecache.IDS) == (store.META, store.IDS)
+
+
+@pytest.mark.parametrize("pad_ms", [0, 30])
+def test_feature_batcher_over_many_flushes_is_one_batch_s_bytes(tmp_path, pad_ms):
+    """The convert job's batcher, its budget cut small so that it flushes often (its buffer
+    reused, and grown for a clip larger than the budget): the same store, byte for byte, as
+    every clip in one batch."""
+    from wakeprep.features import FeatureSettings, features_batch
+    from wakeprep.shards import _FeatureBatcher
+    from wakeprep.store import RaggedWriter
+
+    rng = np.random.default_rng(3)
+    clips = [(rng.standard_normal(int(n)) * 3000).astype(np.int16)
+             for n in [0, 1, 399, 400, 640, 3000, 16000, 9000, 50000, 700, 2000, 12345]]
+    settings = FeatureSettings(pad_ms=pad_ms)
+    for name, budget in (("small", 20000), ("one", 10**9)):
+        with RaggedWriter(tmp_path / name, np.uint16, (40,)) as writer:
+            batcher = _FeatureBatcher(writer, settings)
+            batcher.budget = budget
+            for k, clip in enumerate(clips):
+                batcher.add(f"c{k}", clip)
+            batcher.flush()
+    with RaggedWriter(tmp_path / "ref", np.uint16, (40,)) as writer:  # clip by clip
+        for k, clip in enumerate(clips):
+            padded = np.pad(clip, pad_ms * 16)
+            writer.append(f"c{k}", features_batch(padded, [0, len(padded)])[0])
+    for name in sorted(p.name for p in (tmp_path / "ref").iterdir()):
+        for made in ("small", "one"):
+            assert (tmp_path / made / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), (made, name)

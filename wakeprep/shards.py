@@ -198,7 +198,11 @@ def feature_attrs(corpus, label, pad_ms) -> dict:
 class _FeatureBatcher:
     """Features of clips handed over one at a time, computed in batches of about
     ``settings.batch_mb`` MiB (as :func:`features_shard` batches a store) and appended to
-    ``writer`` in the order the clips came."""
+    ``writer`` in the order the clips came.
+
+    The batch is assembled in one buffer kept from flush to flush (grown only for a clip
+    larger than the budget), so its pages are touched once per job, not once per batch;
+    the clips and their zero pads go in with one ``np.concatenate``."""
 
     def __init__(self, writer: RaggedWriter, settings: FeatureSettings):
         self.writer, self.settings = writer, settings
@@ -207,6 +211,8 @@ class _FeatureBatcher:
         self.ids: list[str] = []
         self.clips: list[np.ndarray] = []
         self.total = 0
+        self.buffer = np.empty(0, dtype=np.int16)
+        self.zeros = np.zeros(2 * self.pad, dtype=np.int16)
 
     def add(self, clip_id: str, samples: np.ndarray) -> None:
         n = len(samples) + 2 * self.pad
@@ -220,15 +226,22 @@ class _FeatureBatcher:
         if not self.clips:
             return
         pad = self.pad
-        lengths = np.array([len(c) + 2 * pad for c in self.clips], dtype=np.int64)
+        lengths = np.fromiter((len(c) for c in self.clips), dtype=np.int64, count=len(self.clips)) + 2 * pad
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        batch = np.zeros(int(offsets[-1]), dtype=np.int16)
-        for k, clip in enumerate(self.clips):
-            batch[offsets[k] + pad : offsets[k + 1] - pad] = clip
+        if len(self.buffer) < self.total:
+            self.buffer = np.empty(max(self.total, self.budget), dtype=np.int16)
+        batch = self.buffer[: self.total]
+        if pad:
+            parts = [self.zeros[:pad]]
+            for clip in self.clips:
+                parts += (clip, self.zeros)
+            parts[-1] = self.zeros[:pad]
+            np.concatenate(parts, out=batch)
+        else:
+            np.concatenate(self.clips, out=batch)
         codes, frame_offsets = features_batch(batch, offsets, self.settings.device)
-        for k, clip_id in enumerate(self.ids):
-            self.writer.append(clip_id, codes[frame_offsets[k] : frame_offsets[k + 1]])
+        self.writer.append_many(self.ids, codes, np.diff(frame_offsets))
         self.ids, self.clips, self.total = [], [], 0
 
 
