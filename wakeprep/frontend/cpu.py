@@ -50,6 +50,7 @@ def _without_scipy():
 
 with _without_scipy():  # numba's import checks SciPy's version, which imports SciPy (0.03 s)
     from numba import njit
+    from numba.cpython.unsafe.numbers import leading_zeros
 
 
 def _digit_reverse4(n: int) -> np.ndarray:
@@ -76,24 +77,9 @@ def _w32(x):
 
 @njit(cache=True, inline="always")
 def _msb(x):
-    """Bits needed for x >= 0 (0 for 0)."""
-    n = 0
-    if x >= 1 << 16:
-        n += 16
-        x >>= 16
-    if x >= 1 << 8:
-        n += 8
-        x >>= 8
-    if x >= 1 << 4:
-        n += 4
-        x >>= 4
-    if x >= 1 << 2:
-        n += 2
-        x >>= 2
-    if x >= 1 << 1:
-        n += 1
-        x >>= 1
-    return n + x
+    """Bits needed for x >= 0 (0 for 0): one count-leading-zeros instruction (LLVM's ctlz,
+    defined for 0)."""
+    return 64 - leading_zeros(np.int64(x))
 
 
 @njit(cache=True, inline="always")
@@ -182,8 +168,8 @@ def _fft_input(x, shift, rev, zr, zi):
         q = rev[p]
         for b in range(BLOCK):
             sh = shift[b]
-            zr[p, b] = _w16((np.int64(x[b, 2 * q]) & 0xFFFF) << sh)
-            zi[p, b] = _w16((np.int64(x[b, 2 * q + 1]) & 0xFFFF) << sh)
+            zr[p, b] = np.int64(x[b, 2 * q]) << sh  # the int16 store keeps the low 16 bits
+            zi[p, b] = np.int64(x[b, 2 * q + 1]) << sh
 
 
 @njit(cache=True, inline="always")
@@ -209,22 +195,23 @@ def _butterfly(zr, zi, i0, m, w1r, w1i, w2r, w2i, w3r, w3i):
         b2i = (a2r * w2i + a2i * w2r + 16384) >> 15
         b3r = (a3r * w3r - a3i * w3i + 16384) >> 15
         b3i = (a3r * w3i + a3i * w3r + 16384) >> 15
-        dr = _w16(a0r - b2r)
-        di = _w16(a0i - b2i)
-        a0r = _w16(a0r + b2r)
-        a0i = _w16(a0i + b2i)
-        sr = _w16(b1r + b3r)
-        si = _w16(b1i + b3i)
-        er = _w16(b1r - b3r)
-        ei = _w16(b1i - b3i)
-        zr[i2, b] = _w16(a0r - sr)
-        zi[i2, b] = _w16(a0i - si)
-        zr[i0, b] = _w16(a0r + sr)
-        zi[i0, b] = _w16(a0i + si)
-        zr[i1, b] = _w16(dr + ei)
-        zi[i1, b] = _w16(di - er)
-        zr[i3, b] = _w16(dr - ei)
-        zi[i3, b] = _w16(di + er)
+        # wrap-around is arithmetic mod 2**16: only the stores (int16, truncating) wrap
+        dr = a0r - b2r
+        di = a0i - b2i
+        a0r += b2r
+        a0i += b2i
+        sr = b1r + b3r
+        si = b1i + b3i
+        er = b1r - b3r
+        ei = b1i - b3i
+        zr[i2, b] = a0r - sr
+        zi[i2, b] = a0i - si
+        zr[i0, b] = a0r + sr
+        zi[i0, b] = a0i + si
+        zr[i1, b] = dr + ei
+        zi[i1, b] = di - er
+        zr[i3, b] = dr - ei
+        zi[i3, b] = di + er
 
 
 @njit(cache=True, inline="always")
@@ -245,50 +232,70 @@ def _fft256(zr, zi, tw):
 
 
 @njit(cache=True, inline="always")
-def _rfft_split(zr, zi, stw, fr, fi):
-    """The real FFT's 257 bins ``fr + i fi`` from the complex FFT of the packed input."""
-    for b in range(BLOCK):
-        tr = (np.int64(zr[0, b]) * 16383 + 16384) >> 15
-        ti = (np.int64(zi[0, b]) * 16383 + 16384) >> 15
-        fr[0, b] = _w16(tr + ti)
-        fr[256, b] = _w16(tr - ti)
-        fi[0, b] = 0
-        fi[256, b] = 0
-    for k in range(1, 129):
-        vr = np.int64(stw[k - 1, 0])
-        vi = np.int64(stw[k - 1, 1])
-        for b in range(BLOCK):
-            pr = (np.int64(zr[k, b]) * 16383 + 16384) >> 15
-            pi = (np.int64(zi[k, b]) * 16383 + 16384) >> 15
-            nr = (np.int64(zr[256 - k, b]) * 16383 + 16384) >> 15
-            ni = (_w16(-np.int64(zi[256 - k, b])) * 16383 + 16384) >> 15
-            g1r = _w16(pr + nr)
-            g1i = _w16(pi + ni)
-            g2r = _w16(pr - nr)
-            g2i = _w16(pi - ni)
-            hr = _w16((g2r * vr - g2i * vi + 16384) >> 15)
-            hi = _w16((g2r * vi + g2i * vr + 16384) >> 15)
-            fr[k, b] = _w16((g1r + hr) >> 1)
-            fi[k, b] = _w16((g1i + hi) >> 1)
-            fr[256 - k, b] = _w16((g1r - hr) >> 1)
-            fi[256 - k, b] = _w16((hi - g1i) >> 1)
+def _i32(x):
+    """``x`` as an int32 (numba computes in int64). Only where ``x`` fits: every int64 step
+    between two casts then runs in 32-bit vector lanes, the values unchanged."""
+    return np.int32(x)
 
 
 @njit(cache=True, inline="always")
-def _filterbank(fr, fi, fb_start, fb_end, fb_ch, fb_w, fb_u, acc):
-    """Bin energies into the mel filterbank accumulators ``acc``; an int32 energy is read back
-    as uint64."""
+def _half(z):
+    """``(z * 16383 + 16384) >> 15`` of an int16 ``z``: |result| <= 16383."""
+    return _i32(_i32(np.int32(z) * 16383 + 16384) >> 15)
+
+
+@njit(cache=True, inline="always")
+def _energy(r2, i2):
+    """Energy of the bin ``(r2 >> 1) + i (i2 >> 1)``: |r2|, |i2| < 2**16, so the halves need no
+    int16 wrap; the sum of squares wraps as an int32 (the cast truncates)."""
+    r = _i32(r2 >> 1)
+    i = _i32(i2 >> 1)
+    return np.int32(r * r + i * i)
+
+
+@njit(cache=True, inline="always")
+def _rfft_energies(zr, zi, stw, lo, hi, el, eh):
+    """Energies (int32, wrapped) of the real FFT's bins ``lo <= k < hi`` (0 < lo, hi <= 256)
+    from the complex FFT of the packed input (the real-FFT split): bin ``k <= 128`` in
+    ``el[k]``, bin ``k >= 128`` in ``eh[k]`` (two arrays, so that the compiler's overlap
+    check of the stores passes and the loop over the block runs vectorised).
+
+    Everything fits an int32: |p|, |n| <= 16383 (see ``_half``), so their sums need no int16
+    wrap, and |g2 . v| <= |g2| |v| < 2**31 (|g2| <= sqrt(2) 32766, |v| <= 32768). The int16
+    casts truncate: the int16 wrap-around of the twiddled difference."""
+    for k in range(1, 129):
+        if not (lo <= k < hi or lo <= 256 - k < hi):
+            continue
+        vr = np.int32(stw[k - 1, 0])
+        vi = np.int32(stw[k - 1, 1])
+        for b in range(BLOCK):
+            pr = _half(zr[k, b])
+            pi = _half(zi[k, b])
+            nr = _half(zr[256 - k, b])
+            ni = _half(np.int16(-np.int32(zi[256 - k, b])))
+            g1r = _i32(pr + nr)
+            g1i = _i32(pi + ni)
+            g2r = _i32(pr - nr)
+            g2i = _i32(pi - ni)
+            hr = _i32(np.int16(_i32(g2r * vr - g2i * vi + 16384) >> 15))
+            hi_ = _i32(np.int16(_i32(g2r * vi + g2i * vr + 16384) >> 15))
+            el[k, b] = _energy(_i32(g1r + hr), _i32(g1i + hi_))
+            eh[256 - k, b] = _energy(_i32(g1r - hr), _i32(hi_ - g1i))
+
+
+@njit(cache=True, inline="always")
+def _filterbank(el, eh, fb_start, fb_end, fb_ch, fb_w, fb_u, acc):
+    """Bin energies (``el`` up to bin 128, ``eh`` above) into the mel filterbank accumulators
+    ``acc``; an int32 energy is read back as uint64."""
     acc[:] = 0
     for k in range(fb_start, fb_end):
+        e = el if k <= 128 else eh
         ch = fb_ch[k - fb_start]
         wk = np.int64(fb_w[k - fb_start])
         uk = np.int64(fb_u[k - fb_start])
         for b in range(BLOCK):
-            r = np.int64(fr[k, b])
-            i = np.int64(fi[k, b])
-            e = _w32(r * r + i * i)
-            acc[ch, b] += wk * e
-            acc[ch + 1, b] += uk * e
+            acc[ch, b] += wk * np.int64(e[k, b])
+            acc[ch + 1, b] += uk * np.int64(e[k, b])
 
 
 @njit(cache=True, inline="always")
@@ -348,10 +355,10 @@ def _run(samples, offsets, frame_offsets, out, win, tw, stw, rev, fb_start, fb_e
          lut, loglut, even, odd, min_remaining):
     B = BLOCK
     x = np.zeros((B, 512), np.int32)
-    zr = np.empty((256, B), np.int32)
-    zi = np.empty((256, B), np.int32)
-    fr = np.empty((257, B), np.int32)
-    fi = np.empty((257, B), np.int32)
+    zr = np.empty((256, B), np.int16)
+    zi = np.empty((256, B), np.int16)
+    el = np.empty((257, B), np.int32)
+    eh = np.empty((257, B), np.int32)
     acc = np.empty((42, B), np.int64)  # the last channel's unweights land in 41, unused
     shift = np.zeros(B, np.int64)
     est = np.empty(40, np.int64)
@@ -365,8 +372,8 @@ def _run(samples, offsets, frame_offsets, out, win, tw, stw, rev, fb_start, fb_e
                 shift[b] = _window(samples, offsets[c] + 160 * (f0 + b), win, x, b)
             _fft_input(x, shift, rev, zr, zi)
             _fft256(zr, zi, tw)
-            _rfft_split(zr, zi, stw, fr, fi)
-            _filterbank(fr, fi, fb_start, fb_end, fb_ch, fb_w, fb_u, acc)
+            _rfft_energies(zr, zi, stw, fb_start, fb_end, el, eh)
+            _filterbank(el, eh, fb_start, fb_end, fb_ch, fb_w, fb_u, acc)
             _roots(acc, shift, root)
             for b in range(nb):
                 row = frame_offsets[c] + f0 + b
