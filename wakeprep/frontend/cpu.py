@@ -76,6 +76,13 @@ def _w32(x):
 
 
 @njit(cache=True, inline="always")
+def _i32(x):
+    """``x`` as an int32 (numba computes in int64). Only where ``x`` fits: every int64 step
+    between two casts then runs in 32-bit vector lanes, the values unchanged."""
+    return np.int32(x)
+
+
+@njit(cache=True, inline="always")
 def _msb(x):
     """Bits needed for x >= 0 (0 for 0): one count-leading-zeros instruction (LLVM's ctlz,
     defined for 0)."""
@@ -151,12 +158,13 @@ BLOCK = 16
 def _window(samples, s0, win, x, b):
     """Frame ``b`` of the block: 480 samples from ``s0`` times the Q12 window into ``x[b]``;
     returns the block scale of its FFT input (15 minus the bits of its peak)."""
-    pk = 0
+    pk = np.int32(0)
     for j in range(480):
-        v = (np.int64(samples[s0 + j]) * np.int64(win[j])) >> 12
+        # |sample * window| <= 2**27: int32 lanes
+        v = _i32(_i32(np.int32(samples[s0 + j]) * np.int32(win[j])) >> 12)
         x[b, j] = v
         # |v| as an int16: -32768 stays negative and never counts
-        pk = max(pk, (v if v >= 0 else -v) & 0x7FFF)
+        pk = max(pk, _i32(abs(v) & 0x7FFF))
     return 15 - _msb(pk)
 
 
@@ -229,13 +237,6 @@ def _fft256(zr, zi, tw):
                            np.int64(tw[3 * t1, 0]), np.int64(tw[3 * t1, 1]))
         m *= 4
         fstride //= 4
-
-
-@njit(cache=True, inline="always")
-def _i32(x):
-    """``x`` as an int32 (numba computes in int64). Only where ``x`` fits: every int64 step
-    between two casts then runs in 32-bit vector lanes, the values unchanged."""
-    return np.int32(x)
 
 
 @njit(cache=True, inline="always")
