@@ -289,14 +289,21 @@ def _filterbank(el, eh, fb_start, fb_end, fb_ch, fb_w, fb_u, acc):
     """Bin energies (``el`` up to bin 128, ``eh`` above) into the mel filterbank accumulators
     ``acc``; an int32 energy is read back as uint64."""
     acc[:] = 0
-    for k in range(fb_start, fb_end):
-        e = el if k <= 128 else eh
+    _bins(el, fb_start, min(fb_end, 129), fb_start, fb_ch, fb_w, fb_u, acc)
+    _bins(eh, max(fb_start, 129), fb_end, fb_start, fb_ch, fb_w, fb_u, acc)
+
+
+@njit(cache=True, inline="always")
+def _bins(e, lo, hi, fb_start, fb_ch, fb_w, fb_u, acc):
+    """Bins ``lo <= k < hi`` of ``e`` into the accumulators."""
+    for k in range(lo, hi):
         ch = fb_ch[k - fb_start]
         wk = np.int64(fb_w[k - fb_start])
         uk = np.int64(fb_u[k - fb_start])
         for b in range(BLOCK):
-            acc[ch, b] += wk * np.int64(e[k, b])
-            acc[ch + 1, b] += uk * np.int64(e[k, b])
+            v = np.int64(e[k, b])
+            acc[ch, b] += wk * v
+            acc[ch + 1, b] += uk * v
 
 
 @njit(cache=True, inline="always")
