@@ -57,7 +57,21 @@ def _close_quietly(f) -> None:
             pass
 
 
-class RaggedWriter:
+class _Writer:
+    """The writers' context-manager protocol: ``close()`` on a clean exit, ``abort()`` on
+    an exception."""
+
+    def __enter__(self) -> "_Writer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class RaggedWriter(_Writer):
     """Append variable-length items to a new ragged store; atomic on close.
 
     Parameters
@@ -231,17 +245,9 @@ class RaggedWriter:
         finally:
             self._dir.abort()
 
-    def __enter__(self) -> "RaggedWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
-class ShardedRaggedWriter:
+class ShardedRaggedWriter(_Writer):
     """Append items to a folder of ragged stores of at most ``shard_items`` items each;
     atomic on close.
 
@@ -379,15 +385,6 @@ class ShardedRaggedWriter:
             self._writer.abort()
         finally:
             self._dir.abort()
-
-    def __enter__(self) -> "ShardedRaggedWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 class RaggedStore:
