@@ -195,6 +195,19 @@ def feature_attrs(corpus, label, pad_ms) -> dict:
     }
 
 
+def _pad_into(clips, pad: int, out: np.ndarray, zeros: np.ndarray) -> None:
+    """Write ``clips`` back to back into ``out``, each with ``pad`` zero samples before and
+    after (``zeros``: at least ``2 * pad`` zeros), in one ``np.concatenate``."""
+    if not pad:
+        np.concatenate(clips, out=out)
+        return
+    parts = [zeros[:pad]]
+    for clip in clips:
+        parts += (clip, zeros[: 2 * pad])
+    parts[-1] = zeros[:pad]
+    np.concatenate(parts, out=out)
+
+
 class _FeatureBatcher:
     """Features of clips handed over one at a time, computed in batches of about
     ``settings.batch_mb`` MiB (as :func:`features_shard` batches a store) and appended to
@@ -232,14 +245,7 @@ class _FeatureBatcher:
         if len(self.buffer) < self.total:
             self.buffer = np.empty(max(self.total, self.budget), dtype=np.int16)
         batch = self.buffer[: self.total]
-        if pad:
-            parts = [self.zeros[:pad]]
-            for clip in self.clips:
-                parts += (clip, self.zeros)
-            parts[-1] = self.zeros[:pad]
-            np.concatenate(parts, out=batch)
-        else:
-            np.concatenate(self.clips, out=batch)
+        _pad_into(self.clips, pad, batch, self.zeros)
         codes, frame_offsets = features_batch(batch, offsets, self.settings.device)
         self.writer.append_many(self.ids, codes, np.diff(frame_offsets))
         self.ids, self.clips, self.total = [], [], 0
@@ -282,12 +288,12 @@ def features_shard(audio_store, out_store, settings: FeatureSettings | None = No
                 last += 1
             src = audio.offsets[first : last + 1]
             if pad:
-                batch = np.zeros(total, dtype=np.int16)
+                batch = np.empty(total, dtype=np.int16)
                 offsets = np.zeros(last - first + 1, dtype=np.int64)
                 np.cumsum(lengths[first:last] + 2 * pad, out=offsets[1:])
-                for k in range(last - first):
-                    batch[offsets[k] + pad : offsets[k + 1] - pad] = audio.data[src[k] : src[k + 1]]
-            else:
+                clips = [audio.data[src[k] : src[k + 1]] for k in range(last - first)]
+                _pad_into(clips, pad, batch, np.zeros(2 * pad, dtype=np.int16))
+            else:  # the clips are contiguous in the store: the batch is a view, no copy
                 batch = np.asarray(audio.data[src[0] : src[-1]])
                 offsets = src - src[0]
             codes, frame_offsets = features_batch(batch, offsets, settings.device)
