@@ -211,3 +211,24 @@ def test_feature_batcher_over_many_flushes_is_one_batch_s_bytes(tmp_path, pad_ms
     for name in sorted(p.name for p in (tmp_path / "ref").iterdir()):
         for made in ("small", "one"):
             assert (tmp_path / made / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), (made, name)
+
+
+@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("WAVEX", "PCM_16"), ("FLAC", "PCM_16"), ("WAV", "PCM_24")])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_decode_gives_libsndfiles_float32_bits(tmp_path, fmt, subtype, channels):
+    """16-bit PCM is read as int16 and scaled here (cheaper than libsndfile's float32
+    conversion); the samples keep libsndfile's float32 bits, full scale and the smallest
+    steps included."""
+    import soundfile as sf
+
+    from wakeprep.audio import _decode_soundfile
+
+    rng = np.random.default_rng(7)
+    pcm = rng.integers(-32768, 32768, (9_000, channels), dtype=np.int16)
+    pcm[:4, 0] = [-32768, 32767, 1, -1]
+    path = tmp_path / f"x.{'flac' if fmt == 'FLAC' else 'wav'}"
+    sf.write(path, pcm, 16000, format=fmt, subtype=subtype)
+    got, info = _decode_soundfile(str(path))
+    want = sf.read(path, dtype="float32", always_2d=True)[0]
+    assert info[2:4] == (fmt, subtype) and got.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
