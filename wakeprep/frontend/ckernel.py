@@ -41,8 +41,27 @@ def candidates() -> list[Path]:
     return found
 
 
+def open_library(path) -> ctypes.CDLL:
+    """The library at ``path`` with its function's types set; ``OSError`` when it cannot be
+    loaded or was built for other arguments (:data:`ABI`)."""
+    path = Path(path)
+    lib = ctypes.CDLL(str(path))
+    try:
+        lib.wp_frontend_abi.restype = ctypes.c_int
+        abi = lib.wp_frontend_abi()
+        fn = lib.wp_frontend_run
+    except AttributeError as e:
+        raise OSError(f"{path.name}: not a wakeprep frontend kernel ({e})") from None
+    if abi != ABI:
+        raise OSError(f"{path.name}: built for argument version {abi}, this wakeprep needs {ABI} (rebuild: pip install -e .)")
+    fn.restype = ctypes.c_int
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    fn.argtypes = [ptr, ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr, i64, i64, ptr, ptr, ptr, ptr, ptr, i64, i64, i64]
+    return lib
+
+
 def load():
-    """The loaded library, or ``None`` (then :func:`why` says why)."""
+    """The library beside this module, loaded once, or ``None`` (then :func:`why` says why)."""
     global _lib, _why
     if _lib is not None:
         return _lib
@@ -53,21 +72,10 @@ def load():
     errors = []
     for path in found:
         try:
-            lib = ctypes.CDLL(str(path))
-            lib.wp_frontend_abi.restype = ctypes.c_int
-            abi = lib.wp_frontend_abi()
-            if abi != ABI:
-                errors.append(f"{path.name}: built for argument version {abi}, this wakeprep needs {ABI} (rebuild: pip install -e .)")
-                continue
-        except (OSError, AttributeError) as e:
-            errors.append(f"{path.name}: {e}")
-            continue
-        fn = lib.wp_frontend_run
-        fn.restype = ctypes.c_int
-        i64, ptr = ctypes.c_int64, ctypes.c_void_p
-        fn.argtypes = [ptr, ptr, ptr, i64, ptr, ptr, ptr, ptr, ptr, i64, i64, ptr, ptr, ptr, ptr, ptr, i64, i64, i64]
-        _lib, _why = lib, f"loaded from {path}"
-        return lib
+            _lib, _why = open_library(path), f"loaded from {path}"
+            return _lib
+        except OSError as e:
+            errors.append(str(e))
     _why = "; ".join(errors)
     return None
 
@@ -82,10 +90,13 @@ _TABLE_DTYPES = (np.int16, np.int16, np.int16, np.int64, None, None, np.int32, n
                  None, None, None)
 
 
-def run(samples: np.ndarray, offsets: np.ndarray, frame_offsets: np.ndarray, out: np.ndarray, tables: tuple) -> None:
+def run(samples: np.ndarray, offsets: np.ndarray, frame_offsets: np.ndarray, out: np.ndarray, tables: tuple,
+        lib: ctypes.CDLL | None = None) -> None:
     """Codes of a batch into ``out`` (``[frames, 40]`` uint16, C order), as
-    :func:`.cpu.features_batch` prepares its arguments; ``tables`` is :func:`.cpu.tables`."""
-    lib = load()
+    :func:`.cpu.features_batch` prepares its arguments; ``tables`` is :func:`.cpu.tables`.
+    ``lib``: a library from :func:`open_library` (tests build other variants); default
+    :func:`load`'s."""
+    lib = lib or load()
     if lib is None:
         raise RuntimeError(f"the C frontend kernel is not available: {_why}")
     if samples.dtype != np.int16 or offsets.dtype != np.int64 or frame_offsets.dtype != np.int64 or out.dtype != np.uint16:
