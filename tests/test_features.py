@@ -264,11 +264,15 @@ def test_c_kernel_refuses_a_library_built_for_other_arguments(tmp_path):
 C_FLAGS = ["-O3", "-fwrapv", "-fno-math-errno", "-shared", "-fPIC", "-DWP_NO_PYTHON"]
 
 
-def _build_c_kernel(out, *flags):
+def _build_c_kernel(out, *flags, check=True):
+    """cpu_kernel.c built with ``flags`` into ``out``; None when the compiler refuses and not ``check``."""
     cc = shutil.which("gcc") or shutil.which("cc")
     if not cc:
         pytest.skip("no C compiler to build cpu_kernel.c")
-    subprocess.run([cc, *flags, "-o", str(out), str(ckernel.SOURCE), "-lm"], check=True)
+    proc = subprocess.run([cc, *flags, "-o", str(out), str(ckernel.SOURCE), "-lm"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        assert not check, proc.stderr
+        return None
     return out
 
 
@@ -299,7 +303,11 @@ def test_c_kernel_equal_on_every_x86_level_this_cpu_runs(tmp_path):
     for level, needs in X86_LEVELS.items():
         if not needs <= flags:
             continue
-        lib = ckernel.open_library(_build_c_kernel(tmp_path / f"{level}.so", *C_FLAGS, "-DWP_NO_CLONES", f"-march={level}"))
+        so = _build_c_kernel(tmp_path / f"{level}.so", *C_FLAGS, "-DWP_NO_CLONES", f"-march={level}",
+                             check=level == "x86-64")
+        if so is None:  # a compiler older than the level names (gcc < 11)
+            continue
+        lib = ckernel.open_library(so)
         out = np.empty((int(fo[-1]), 40), np.uint16)
         ckernel.run(x, offsets, fo, out, cpu.tables(), lib=lib)
         np.testing.assert_array_equal(out, want, err_msg=level)
