@@ -12,8 +12,10 @@ CPU seconds of this one-threaded process (robust on a shared machine), GPU rows 
 - reference: pymicro-features through ``MicroFrontend`` fed 10 ms at a time, the loop
   microWakeWord's ``generate_features_for_clip`` runs (what a user runs instead);
 - the same C call (``micro_features_cpp.process_samples``) in a bare loop, no wrapper;
-- wakeprep cpu: the numba frontend over the whole batch (its compile, or cache load, is
-  timed apart);
+- wakeprep cpu, C kernel and numba kernel (``wakeprep.frontend.cpu``; C is the default
+  when it is built, numba the fallback): each over the whole batch, and each one's start-up,
+  the CPU time of the first ``features_batch`` call in a new process (median of three; the C
+  library's load, or numba's import and cache load), shown in the row's name;
 - wakeprep cuda, kernels: int16 already in device memory to uint16 codes in device memory
   (CUDA events, the best of several runs);
 - wakeprep cuda, host to host: NumPy int16 in, NumPy uint16 out, copies included;
@@ -98,6 +100,33 @@ def bare_loop(clips):
                 feats.append(f)
         out.append(np.array(feats, np.float32))
     return out
+
+
+STARTUP_CPU = r"""
+import sys; sys.path.insert(0, {repo!r})
+import time
+import numpy as np
+from wakeprep.features import features_batch
+from wakeprep.frontend import cpu
+x = np.zeros(16000, np.int16)
+t0 = time.process_time()
+features_batch(x, np.array([0, 16000]))
+print(cpu.KERNEL, time.process_time() - t0)
+"""
+
+
+def cpu_startup(kernel: str, runs: int = 3) -> float:
+    """Median CPU time of the first ``features_batch`` call (1 s of audio) in a new process
+    running ``kernel``, after one untimed process (numba's cache written, files in the page cache)."""
+    env = dict(os.environ, WAKEPREP_CPU_KERNEL=kernel)
+    times = []
+    for _ in range(runs + 1):
+        out = subprocess.run([sys.executable, "-c", STARTUP_CPU.format(repo=str(REPO))], capture_output=True, text=True,
+                             check=True, env=env)
+        got, t = out.stdout.split()
+        assert got == kernel, (got, kernel)
+        times.append(float(t))
+    return float(np.median(times[1:]))
 
 
 def timed(fn, *a, repeat=1):
@@ -233,17 +262,22 @@ def main() -> None:
     t_bare, bare = timed(bare_loop, clips, repeat=2)
     rows.append(("pymicro-features C call in a bare loop (no wrapper objects)", t_bare, audio_s,
                  np.array_equal(quantise(np.concatenate(bare)), ref_codes)))
-    try:
-        import numba  # noqa: F401  (the CPU path's compiler)
+    from wakeprep.frontend import ckernel, cpu
 
-        t0 = time.perf_counter()
-        features_batch(x[:16000], np.array([0, 16000]))
-        jit = time.perf_counter() - t0
-        t_cpu, (codes, _) = timed(features_batch, x, offsets, repeat=3)
-        rows.append((f"wakeprep cpu (numba; compile or cache load before: {jit:.2f} s)", t_cpu, audio_s,
-                     np.array_equal(codes, ref_codes)))
-    except ImportError as e:
-        print(f"(no cpu row: {e})", file=sys.stderr)
+    for kernel in cpu.KERNELS:
+        if kernel == "c" and ckernel.load() is None:
+            print(f"(no C kernel row: {ckernel.why()})", file=sys.stderr)
+            continue
+        try:
+            start = cpu_startup(kernel)
+        except subprocess.CalledProcessError as e:
+            print(f"(no {kernel} kernel row: {e.stderr.strip().splitlines()[-1]})", file=sys.stderr)
+            continue
+        cpu.features_batch(x[:16000], np.array([0, 16000]), kernel=kernel)  # numba: load (or compile) first
+        t_cpu, (codes, _) = timed(cpu.features_batch, x, offsets, kernel, repeat=3)
+        default = ", the default here" if kernel == cpu.KERNEL else ""
+        rows.append((f"wakeprep cpu, {'C' if kernel == 'c' else 'numba'} kernel{default} (first call in a new process: "
+                     f"{start:.3f} CPU s)", t_cpu, audio_s, np.array_equal(codes, ref_codes)))
     fo = ref_offsets = frame_offsets(offsets)
     if args.gpu == "on" or (args.gpu == "auto" and not args.small):
         from wakeprep.augment import gpu_status

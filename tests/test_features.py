@@ -1,13 +1,19 @@
 """Micro-frontend features: equal to pymicro-features (microWakeWord's frontend), code for
 code and frame count for frame count, on every implementation.
 
-GPU tests live in tests/test_features_gpu.py (marked ``gpu``); here the CUDA source is
-also compiled as plain C++ (when g++ is installed) and held to the same answers.
+The CPU path has two kernels (``wakeprep.frontend.cpu``: C when built, numba otherwise);
+the equality tests run on each (the ``kernel`` fixture; the C ones skip only when its
+library is not built). GPU tests live in tests/test_features_gpu.py (marked ``gpu``); here
+the CUDA source is also compiled as plain C++ (when g++ is installed) and held to the same
+answers.
 """
 
 import ctypes
+import os
+import platform
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -27,7 +33,7 @@ from wakeprep.features import (
     quantise,
     reference_u16,
 )
-from wakeprep.frontend import reference, tables
+from wakeprep.frontend import ckernel, cpu, reference, tables
 from wakeprep.frontend.gpu import SOURCE as CUDA_SOURCE
 from wakeprep.shards import features_shard
 from wakeprep.store import RaggedStore, RaggedWriter
@@ -86,6 +92,20 @@ def signals(seed: int, seconds: float) -> list[np.ndarray]:
     return out
 
 
+def c_kernel_or_skip():
+    if ckernel.load() is None:
+        pytest.skip(f"the C frontend kernel is not built ({ckernel.why()}); the numba kernel is tested")
+
+
+@pytest.fixture(params=cpu.KERNELS)
+def kernel(request, monkeypatch):
+    """Each CPU kernel in turn as the one ``features_batch`` runs."""
+    if request.param == "c":
+        c_kernel_or_skip()
+    monkeypatch.setattr(cpu, "KERNEL", request.param)
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory, have_espeak):
     p = espeak_wav(tmp_path_factory.mktemp("f") / "s.wav", "hey jarvis, turn on the lights")
@@ -94,7 +114,7 @@ def speech(tmp_path_factory, have_espeak):
     return res.samples
 
 
-def test_equal_to_pymicro_features_directly(speech):
+def test_equal_to_pymicro_features_directly(speech, kernel):
     ours = micro_features(speech)
     ref = direct_frontend(speech)
     assert ours.shape == ref.shape and ours.shape[1] == 40
@@ -107,7 +127,7 @@ def test_equal_to_pymicro_features_directly(speech):
     np.testing.assert_array_equal(reference_u16(speech), codes)
 
 
-def test_one_second_gives_97_frames():
+def test_one_second_gives_97_frames(kernel):
     """microWakeWord skips a final exact 10 ms block: 1.0 s gives 97 frames, not 98."""
     x = (np.random.default_rng(0).standard_normal(16000) * 3000).astype(np.int16)
     assert micro_features(x).shape == (97, 40)
@@ -118,7 +138,7 @@ def test_one_second_gives_97_frames():
 
 @pytest.mark.parametrize("n", [0, 1, 159, 160, 161, 319, 320, 321, 479, 480, 481, 482, 639, 640, 641,
                                15999, 16000, 16001, 47999, 48000, 48001, 160 * 1000, 160 * 1000 + 1])
-def test_boundary_lengths(n):
+def test_boundary_lengths(n, kernel):
     """Lengths around multiples of 160 samples and shorter than one window."""
     x = (np.random.default_rng(n).standard_normal(n) * 2000).astype(np.int16)
     ref = quantise(direct_frontend(x))
@@ -128,20 +148,26 @@ def test_boundary_lengths(n):
     np.testing.assert_array_equal(ours, ref)
 
 
-def test_fast_path_equals_reference_on_many_signals():
-    """Tens of thousands of frames: noise, tones, sweeps, silence, DC, clipping, extremes."""
+@pytest.fixture(scope="module")
+def many_signals():
+    """About 300 s of clips and their codes from pymicro-features (computed once for both kernels)."""
     clips = signals(seed=1, seconds=300)
+    return clips, [quantise(direct_frontend(clip)) for clip in clips]
+
+
+def test_fast_path_equals_reference_on_many_signals(many_signals, kernel):
+    """Tens of thousands of frames: noise, tones, sweeps, silence, DC, clipping, extremes."""
+    clips, refs = many_signals
     x, offsets = batch(clips)
     codes, frame_offsets = features_batch(x, offsets)
     assert frame_offsets[-1] > 25_000
-    for i, clip in enumerate(clips):
-        ref = quantise(direct_frontend(clip))
+    for i, (clip, ref) in enumerate(zip(clips, refs)):
         got = codes[frame_offsets[i] : frame_offsets[i + 1]]
         assert got.shape == ref.shape, f"clip {i}: {len(clip)} samples"
         np.testing.assert_array_equal(got, ref, err_msg=f"clip {i}: {len(clip)} samples")
 
 
-def test_fast_path_equals_reference_on_a_random_clip():
+def test_fast_path_equals_reference_on_a_random_clip(kernel):
     """Fails whenever the fast path and pymicro-features disagree on fresh random audio."""
     seed = int(np.random.SeedSequence().entropy % 2**32)
     rng = np.random.default_rng(seed)
@@ -150,7 +176,7 @@ def test_fast_path_equals_reference_on_a_random_clip():
     np.testing.assert_array_equal(micro_features_u16(x), reference_u16(x), err_msg=f"seed {seed}")
 
 
-def test_batch_equals_one_clip_at_a_time():
+def test_batch_equals_one_clip_at_a_time(kernel):
     clips = signals(seed=2, seconds=20)
     x, offsets = batch(clips)
     codes, frame_offsets = features_batch(x, offsets)
@@ -160,6 +186,164 @@ def test_batch_equals_one_clip_at_a_time():
     assert empty.shape == (0, 40) and list(fo) == [0]
     with pytest.raises(ValueError, match="offsets"):
         features_batch(x, offsets[::-1])
+
+
+def test_c_and_numba_kernels_agree_on_a_random_clip():
+    """The two CPU kernels give the same codes on fresh random audio (several clips, one batch)."""
+    c_kernel_or_skip()
+    seed = int(np.random.SeedSequence().entropy % 2**32)
+    rng = np.random.default_rng(seed)
+    clips = [np.clip(rng.standard_normal(int(rng.integers(0, 64000))) * 10 ** rng.uniform(0, 5), -32768, 32767)
+             .astype(np.int16) for _ in range(5)]
+    x, offsets = batch(clips)
+    c, fo_c = cpu.features_batch(x, offsets, kernel="c")
+    n, fo_n = cpu.features_batch(x, offsets, kernel="numba")
+    np.testing.assert_array_equal(fo_c, fo_n, err_msg=f"seed {seed}")
+    np.testing.assert_array_equal(c, n, err_msg=f"seed {seed}")
+
+
+def _python(code: str, **env) -> subprocess.CompletedProcess:
+    from helpers import REPO
+
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+
+
+def test_c_kernel_imports_neither_numba_nor_scipy():
+    """The point of the C kernel: a process's first features without numba's start-up."""
+    c_kernel_or_skip()
+    code = (
+        "import sys, numpy as np\n"
+        "from wakeprep.features import micro_features_u16, reference_u16\n"
+        "from wakeprep.frontend import cpu\n"
+        "x = (np.random.default_rng(1).standard_normal(8000) * 2000).astype(np.int16)\n"
+        "codes = micro_features_u16(x)\n"
+        "assert cpu.KERNEL == 'c', cpu.KERNEL\n"
+        "assert 'numba' not in sys.modules, 'the C path imported numba'\n"
+        "assert 'scipy' not in sys.modules, 'the C path imported SciPy'\n"
+        "assert np.array_equal(codes, reference_u16(x))\n"
+    )
+    proc = _python(code, WAKEPREP_CPU_KERNEL="auto")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_kernel_is_chosen_by_the_environment():
+    code = "from wakeprep.frontend import cpu; print(cpu.KERNEL)"
+    proc = _python(code, WAKEPREP_CPU_KERNEL="numba")
+    assert proc.returncode == 0 and proc.stdout.strip() == "numba", proc.stderr
+    proc = _python(code, WAKEPREP_CPU_KERNEL="fortran")
+    assert proc.returncode != 0 and "WAKEPREP_CPU_KERNEL must be auto, c or numba" in proc.stderr
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        cpu.features_batch(np.zeros(1000, np.int16), np.array([0, 1000]), kernel="fortran")
+
+
+def test_numba_is_used_when_the_c_kernel_is_not_built(monkeypatch):
+    monkeypatch.setattr(ckernel, "_lib", None)
+    monkeypatch.setattr(ckernel, "candidates", lambda: [])
+    assert cpu.choose_kernel("auto") == "numba"
+    assert "no _cpu_kernel library" in ckernel.why()
+    with pytest.raises(RuntimeError, match="C compiler"):
+        cpu.choose_kernel("c")
+    with pytest.raises(RuntimeError, match="not available"):
+        cpu.features_batch(np.zeros(1000, np.int16), np.array([0, 1000]), kernel="c")
+
+
+def test_c_kernel_refuses_a_library_built_for_other_arguments(tmp_path):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler")
+    src = tmp_path / "old.c"
+    src.write_text("int wp_frontend_abi(void) { return 0; }\nint wp_frontend_run(void) { return 0; }\n")
+    so = tmp_path / "_cpu_kernel.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(so), str(src)], check=True)
+    with pytest.raises(OSError, match="argument version 0"):
+        ckernel.open_library(so)
+
+
+# the flags setup.py compiles with
+C_FLAGS = ["-O3", "-fwrapv", "-fno-math-errno", "-shared", "-fPIC", "-DWP_NO_PYTHON"]
+
+
+def _build_c_kernel(out, *flags, check=True):
+    """cpu_kernel.c built with ``flags`` into ``out``; None when the compiler refuses and not ``check``."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if not cc:
+        pytest.skip("no C compiler to build cpu_kernel.c")
+    proc = subprocess.run([cc, *flags, "-o", str(out), str(ckernel.SOURCE), "-lm"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        assert not check, proc.stderr
+        return None
+    return out
+
+
+# x86-64 levels and the CPU flags (/proc/cpuinfo) each needs
+X86_LEVELS = {
+    "x86-64": set(),
+    "x86-64-v2": {"cx16", "popcnt", "sse4_1", "sse4_2", "ssse3"},
+    "x86-64-v3": {"avx", "avx2", "bmi1", "bmi2", "fma", "movbe"},
+    "x86-64-v4": {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"},
+}
+
+
+def test_c_kernel_equal_on_every_x86_level_this_cpu_runs(tmp_path):
+    """The library carries one version per x86-64 level and runs the best the CPU has; the
+    others are built here one by one (as gcc compiles them, -DWP_NO_CLONES) and held to the
+    numba kernel's codes on clipping, extremes, silence and noise."""
+    if platform.machine() != "x86_64" or not os.path.exists("/proc/cpuinfo"):
+        pytest.skip("x86-64 Linux only")
+    flags = set()
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    x, offsets = batch(signals(seed=6, seconds=40))
+    want, _ = cpu.features_batch(x, offsets, kernel="numba")
+    fo = tables.frame_offsets(offsets)
+    tested = []
+    for level, needs in X86_LEVELS.items():
+        if not needs <= flags:
+            continue
+        so = _build_c_kernel(tmp_path / f"{level}.so", *C_FLAGS, "-DWP_NO_CLONES", f"-march={level}",
+                             check=level == "x86-64")
+        if so is None:  # a compiler older than the level names (gcc < 11)
+            continue
+        lib = ckernel.open_library(so)
+        out = np.empty((int(fo[-1]), 40), np.uint16)
+        ckernel.run(x, offsets, fo, out, cpu.tables(), lib=lib)
+        np.testing.assert_array_equal(out, want, err_msg=level)
+        tested.append(level)
+    assert "x86-64" in tested
+
+
+def test_c_kernel_has_no_undefined_behaviour(tmp_path):
+    """Built without -fwrapv and with gcc's undefined-behaviour sanitizer (which stops at the
+    first signed overflow, negative left shift or out-of-range shift), the kernel runs
+    full-scale clipping, alternating extremes, DC, silence and noise and gives the codes."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux only")
+    cc = shutil.which("gcc")
+    if not cc:
+        pytest.skip("no gcc")
+    ubsan = subprocess.run([cc, "-print-file-name=libubsan.so"], capture_output=True, text=True).stdout.strip()
+    if not os.path.isabs(ubsan) or not os.path.exists(ubsan):
+        pytest.skip("gcc has no libubsan")
+    so = _build_c_kernel(tmp_path / "ubsan.so", "-O1", "-fno-math-errno", "-shared", "-fPIC", "-DWP_NO_PYTHON",
+                         "-DWP_NO_CLONES", "-fsanitize=undefined", "-fno-sanitize-recover=all")
+    code = (
+        "import sys, numpy as np\n"
+        "sys.path.insert(0, 'tests')\n"
+        "from test_features import batch, signals\n"
+        "from wakeprep.frontend import ckernel, cpu, tables\n"
+        "x, offsets = batch(signals(seed=7, seconds=60))\n"
+        "fo = tables.frame_offsets(offsets)\n"
+        "out = np.empty((int(fo[-1]), 40), np.uint16)\n"
+        f"ckernel.run(x, offsets, fo, out, cpu.tables(), lib=ckernel.open_library({str(so)!r}))\n"
+        "want, _ = cpu.features_batch(x, offsets, kernel='numba')\n"
+        "assert np.array_equal(out, want)\n"
+        "print('ok')\n"
+    )
+    proc = _python(code, LD_PRELOAD=ubsan, UBSAN_OPTIONS="print_stacktrace=1")
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
 
 
 def _library():
@@ -354,24 +538,20 @@ def test_features_shard_in_several_batches(tmp_path):
         np.testing.assert_array_equal(feats[cid], quantise(direct_frontend(x)))
 
 
-def test_cpu_frontend_starts_without_scipy_and_leaves_it_importable():
-    """numba's start-up probes SciPy's BLAS (0.2 CPU s a process); the frontend answers it
-    "no" (it uses no BLAS): SciPy is not imported by the features, imports normally after,
-    and the codes are the reference's."""
-    import subprocess
-    import sys
-
-    from helpers import REPO
-
+def test_numba_kernel_starts_without_scipy_and_leaves_it_importable():
+    """numba's start-up probes SciPy's BLAS (0.2 CPU s a process); the numba kernel answers
+    it "no" (it uses no BLAS): SciPy is not imported by the features, imports normally
+    after, and the codes are the reference's."""
     code = (
         "import sys, numpy as np\n"
         "from wakeprep.features import micro_features_u16, reference_u16\n"
         "x = (np.random.default_rng(1).standard_normal(8000) * 2000).astype(np.int16)\n"
         "codes = micro_features_u16(x)\n"
+        "assert 'numba' in sys.modules\n"
         "assert 'scipy' not in sys.modules, 'the CPU frontend imported SciPy'\n"
         "import scipy.linalg\n"
         "assert scipy.linalg.cython_blas is not None\n"
         "assert np.array_equal(codes, reference_u16(x))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = _python(code, WAKEPREP_CPU_KERNEL="numba")
     assert proc.returncode == 0, proc.stderr

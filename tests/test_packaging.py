@@ -1,4 +1,5 @@
-"""The installed package has everything it loads at run time (the CUDA kernels' sources)."""
+"""The installed package has everything it loads at run time (the CUDA kernels' sources, the
+C frontend kernel's source and its built library)."""
 
 from __future__ import annotations
 
@@ -32,12 +33,13 @@ def test_missing_kernel_source_says_what_to_do(monkeypatch):
 def test_wheel_holds_every_file_of_the_package(tmp_path):
     """Build the wheel from a copy of the sources (the checkout stays clean) and compare
     its wakeprep/ files with the checkout's: a data file left out of pyproject's
-    package-data (a .cu kernel, say) fails here, not on a user's GPU."""
+    package-data (a .cu kernel, say) fails here, not on a user's GPU. Built libraries
+    (``*.so``, from ``pip install -e .``) are not sources: the wheel builds its own."""
     files = {p.relative_to(REPO).as_posix() for p in (REPO / "wakeprep").rglob("*")
-             if p.is_file() and "__pycache__" not in p.parts}
+             if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".so", ".pyd")}
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(REPO / name, src / name)
     for f in files:
         (src / f).parent.mkdir(parents=True, exist_ok=True)
@@ -48,5 +50,9 @@ def test_wheel_holds_every_file_of_the_package(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("wakeprep-*.whl")
     with zipfile.ZipFile(wheel) as z:
         packed = {n for n in z.namelist() if n.startswith("wakeprep/")}
-    assert {"wakeprep/augment/specaugment.cu", "wakeprep/frontend/microfrontend.cu"} <= packed
+    assert {"wakeprep/augment/specaugment.cu", "wakeprep/frontend/microfrontend.cu", "wakeprep/frontend/cpu_kernel.c"} <= packed
     assert sorted(files - packed) == [], "files of the package missing from the wheel (add them to package-data)"
+    if shutil.which("cc") or shutil.which("gcc"):
+        built = [n for n in packed if n.startswith("wakeprep/frontend/_cpu_kernel") and n.endswith((".so", ".pyd"))]
+        assert len(built) == 1, f"the wheel has no C frontend kernel although a compiler is here: {sorted(packed)}"
+        assert "-none-any" not in wheel.name, "a wheel with a compiled library needs a platform tag"

@@ -11,7 +11,7 @@ Modules, in the order the workflow uses them:
 - :mod:`wakeprep.shards`, :mod:`wakeprep.featurecache`: per-shard steps (convert, features),
   and the features a convert job computes for rule features to take over
 - :mod:`wakeprep.features`, :mod:`wakeprep.frontend`: microWakeWord's 40-bin features
-  (numba, CUDA and reference implementations)
+  (a C or numba kernel on the CPU, CUDA kernels, and the reference)
 - :mod:`wakeprep.embed`: speaker embeddings
 - :mod:`wakeprep.cluster`, :mod:`wakeprep.split`: speaker groups and the train/validation/test split
 - :mod:`wakeprep.assemble`: per-split, per-label stores

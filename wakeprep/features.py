@@ -13,7 +13,8 @@ so a clip of ``n`` samples gives ``max(0, (n - 1) // 160 - 2)`` frames (16,000 s
 Three implementations (:mod:`wakeprep.frontend`), one answer, code for code:
 
 - ``reference``: pymicro-features itself, 1.x or 2.x (:func:`reference_features`);
-- ``cpu``: the integer algorithm compiled with numba, no Python per frame (the default);
+- ``cpu``: the integer algorithm over a whole batch, no Python per frame (the default): a C
+  kernel built at install time, or numba where it is not built (:mod:`wakeprep.frontend.cpu`);
 - ``cuda``: the same algorithm as CUDA kernels (CuPy); see docs/features.md for when it pays.
 
 Examples
@@ -55,7 +56,7 @@ class FeatureSettings:
     pad_ms : int
         Milliseconds of digital silence added before and after each clip.
     device : str
-        ``cpu`` (numba) or ``cuda`` (CuPy kernels; fails when no GPU is usable).
+        ``cpu`` (the C or numba kernel) or ``cuda`` (CuPy kernels; fails when no GPU is usable).
     batch_mb : int
         Audio handed to the frontend per call, in MiB of int16 samples.
     """
