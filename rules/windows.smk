@@ -1,4 +1,4 @@
-# rule windows: fixed-length windows and their features (the features env: numba, pymicro-features)
+# rule windows: fixed-length windows and their features (the features env: the C or numba frontend kernel, pymicro-features)
 rule windows:
     input:
         assembled=assembled("{split}", "{label}"),

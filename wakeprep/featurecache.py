@@ -5,7 +5,7 @@ while the clip's audio is in memory, into ``{shard}/features_convert`` (a ragged
 :mod:`wakeprep.store`). Rule features then only has to put them in place as
 ``{shard}/features``: :func:`take_over` hard-links the store's files (copies them where the
 file system has no hard links), which costs a fraction of a second instead of a second
-of a new process loading numba, reading the audio store back and running the frontend.
+of a new process reading the audio store back and running the frontend.
 
 The two rules stay separate so that Snakemake still reruns only what is stale: a changed
 ``features.pad_ms`` reruns the features jobs, not the conversions (nor the speaker

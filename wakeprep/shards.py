@@ -2,8 +2,8 @@
 
 With ``features.device: cpu`` (the default) the convert job computes the features too
 (:func:`convert_shard` with ``features``), while the audio is in memory, and the features
-job takes them over (:mod:`wakeprep.featurecache`) instead of starting numba and reading the
-audio back. With ``cuda``, or a ``pad_ms`` changed since the conversion, the features job
+job takes them over (:mod:`wakeprep.featurecache`) instead of starting a second process and reading
+the audio back. With ``cuda``, or a ``pad_ms`` changed since the conversion, the features job
 runs :func:`features_shard`. Both give the same feature store, byte for byte.
 """
 

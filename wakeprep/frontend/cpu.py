@@ -59,18 +59,6 @@ KERNEL = choose_kernel()
 _logged = False
 
 
-def _digit_reverse4(n: int) -> np.ndarray:
-    digits = int(round(np.log(n) / np.log(4)))
-    out = np.empty(n, np.int64)
-    for p in range(n):
-        q, x = 0, p
-        for _ in range(digits):
-            q = q * 4 + x % 4
-            x //= 4
-        out[p] = q
-    return out
-
-
 _TABLES = None
 
 
@@ -83,7 +71,7 @@ def tables() -> tuple:
         start, end, ch, w, u = T.filterbank()
         even, odd, minrem = T.noise_constants()
         _TABLES = (
-            T.window_coefficients(), T.fft_twiddles(), T.rfft_twiddles(), _digit_reverse4(256),
+            T.window_coefficients(), T.fft_twiddles(), T.rfft_twiddles(), T.fft_digit_reversal(),
             start, end, ch, w, u, T.pcan_lut(), T.log_lut(), even, odd, minrem,
         )
     return _TABLES

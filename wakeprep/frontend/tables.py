@@ -111,6 +111,22 @@ def fft_twiddles() -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
+def fft_digit_reversal() -> np.ndarray:
+    """``[256]`` int64: where each input of the radix-4 256-point FFT comes from (its index's
+    base-4 digits reversed)."""
+    n = FFT_SIZE // 2
+    digits = round(math.log(n, 4))
+    out = np.empty(n, np.int64)
+    for p in range(n):
+        q, x = 0, p
+        for _ in range(digits):
+            q = q * 4 + x % 4
+            x //= 4
+        out[p] = q
+    return out
+
+
+@lru_cache(maxsize=None)
 def rfft_twiddles() -> np.ndarray:
     """``[128, 2]`` int16 twiddles that turn the packed complex FFT into a real one."""
     n = FFT_SIZE // 2
