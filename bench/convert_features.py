@@ -17,9 +17,11 @@ run pays once cancels out.
 
 A second table compares libsoxr's VHQ (wakeprep's default) with HQ (microWakeWord's
 scripts) on the corpus's resampled files: resampling time alone, the largest int16
-difference, how many samples and feature codes differ.
+difference, how many samples and feature codes differ. A third, decoding the 16-bit PCM WAV
+and FLAC files: libsndfile's float32 read against wakeprep's (int16 read and scaled for WAV;
+the same float32 bits).
 
-Prints one markdown table. The corpus is generated once into --workdir: espeak-ng
+Prints markdown tables. The corpus is generated once into --workdir: espeak-ng
 speech and noise, cut into 2 to 8 s files, 40 % WAV, 40 % FLAC, 10 % OGG, 10 % MP3, at
 8 to 48 kHz, mono and stereo.
 """
@@ -152,6 +154,36 @@ def soxr_quality(files) -> list[tuple]:
             (max_diff, differing / max(samples, 1), float(np.mean(code_diff != 0)), int(code_diff.max(initial=0)))]
 
 
+def decoding(files) -> list[tuple]:
+    """Per format, 16-bit PCM files only: CPU s of libsndfile's float32 read against
+    wakeprep's decoding (``wakeprep.audio._decode_soundfile``: int16 read and scaled for
+    WAV), each the median of 3, and whether the bits are equal."""
+    from wakeprep.audio import _decode_soundfile
+
+    kinds = {f: (i.format, i.subtype) for f in files for i in [sf.info(f)]}
+    rows = []
+    for fmt in ("WAV", "FLAC"):
+        chosen = [f for f in files if kinds[f] == (fmt, "PCM_16")]
+
+        def libsndfile():
+            return [sf.read(f, dtype="float32", always_2d=True)[0] for f in chosen]
+
+        def wakeprep():
+            return [_decode_soundfile(f)[0] for f in chosen]
+
+        cpu = {}
+        for name, fn in (("libsndfile", libsndfile), ("wakeprep", wakeprep)):
+            times = []
+            for _ in range(3):
+                c0 = time.process_time()
+                fn()
+                times.append(time.process_time() - c0)
+            cpu[name] = float(np.median(times))
+        equal = all(np.array_equal(a.view(np.uint32), b.view(np.uint32)) for a, b in zip(libsndfile(), wakeprep()))
+        rows.append((fmt, len(chosen), cpu["libsndfile"], cpu["wakeprep"], equal))
+    return rows
+
+
 def loop_process(files, root: Path) -> tuple[float, float]:
     """The same loop run as a process of its own, measured as the workflow is: wall and
     CPU seconds of the whole process, interpreter start-up and imports included."""
@@ -278,6 +310,7 @@ def main() -> None:
             steady.append((name, full[name], median_of(n, lambda: run_workflow(
                 half, root / "work1-half", 1, args.shard_size, speech=False, quality=quality))))
     vhq, hq, (max_diff, frac, code_frac, code_max) = soxr_quality(files)
+    decoded = decoding(files)
 
     print(f"\nmachine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}")
@@ -315,6 +348,12 @@ def main() -> None:
         print(f"| {q} | {t:.2f} | {secs / t:,.0f} | {vhq[1] / t:.2f}x |")
     print(f"\nHQ vs VHQ int16 output: largest difference {max_diff} LSB, {100 * frac:.1f} % of samples differ; "
           f"feature codes: {100 * code_frac:.2f} % differ, by at most {code_max}")
+    print("\nDecoding the 16-bit PCM files, one core (CPU s, median of 3): libsndfile's float32 read "
+          "against wakeprep's (int16 read and scaled for WAV):\n")
+    print("| format | files | libsndfile float32 s | wakeprep s | speed-up | float32 bits equal |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    for fmt, n_files, old, new, equal in decoded:
+        print(f"| {fmt} | {n_files} | {old:.3f} | {new:.3f} | {old / max(new, 1e-9):.2f}x | {'yes' if equal else 'NO'} |")
 
 
 if __name__ == "__main__":

@@ -216,8 +216,8 @@ def test_feature_batcher_over_many_flushes_is_one_batch_s_bytes(tmp_path, pad_ms
 @pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("WAVEX", "PCM_16"), ("FLAC", "PCM_16"), ("WAV", "PCM_24")])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_decode_gives_libsndfiles_float32_bits(tmp_path, fmt, subtype, channels):
-    """16-bit PCM is read as int16 and scaled here (cheaper than libsndfile's float32
-    conversion); the samples keep libsndfile's float32 bits, full scale and the smallest
+    """16-bit PCM WAV is read as int16 and scaled here (cheaper than libsndfile's float32
+    conversion); every format keeps libsndfile's float32 bits, full scale and the smallest
     steps included."""
     import soundfile as sf
 

@@ -93,10 +93,11 @@ class _TooLong(Exception):
     pass
 
 
-# 16-bit PCM that libsndfile turns into float32 as sample / 32768 (an exact product): read as
-# int16 and scaled here, the same bits at a fraction of libsndfile's conversion cost (WAV 5x
-# cheaper to decode, FLAC 1.2x; tests/test_audio.py holds the bits equal)
-_INT16_READ = {("WAV", "PCM_16"), ("WAVEX", "PCM_16"), ("FLAC", "PCM_16")}
+# 16-bit PCM WAV, which libsndfile turns into float32 as sample / 32768 (an exact product):
+# read as int16 and scaled here, the same bits at a third of libsndfile's conversion cost
+# (bench/convert_features.py, "decoding"; FLAC gains nothing so, and keeps libsndfile's
+# float32). tests/test_convert.py holds the bits equal.
+_INT16_READ = {("WAV", "PCM_16"), ("WAVEX", "PCM_16")}
 
 
 def _decode_soundfile(source, max_s: float = float("inf")):
